@@ -1,0 +1,475 @@
+//! A local stand-in for Anthropic's Messages API, good enough to answer the real
+//! `claude` CLI (`ANTHROPIC_BASE_URL=http://HOST:PORT claude -p …`).
+//!
+//! ```text
+//! cargo run --example api_standin -- --listen 0.0.0.0:0 --record /tmp/requests.jsonl \
+//!     [--reject-token TOKEN]... [--reply TEXT]
+//! ```
+//!
+//! Prints exactly one line, `listening on <ip>:<port>`, on stdout once bound, then
+//! serves until SIGINT or SIGTERM. Every request is appended to the `--record` file as
+//! one JSON line (method, path with query, headers, and the body's `model`/`stream`
+//! fields; never the body itself), flushed before the response is sent.
+//!
+//! - `POST /v1/messages`: a text reply, as one JSON message or, with `"stream": true`,
+//!   as server-sent events. The text is `--reply` (default
+//!   `Hello from the claunch API stand-in.`), or, when the last user message contains
+//!   `ECHO:`, the rest of that line.
+//! - `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.
+//! - `GET`/`HEAD` `/` and `/api/hello` (the CLI's connectivity probe): 200.
+//! - A bearer token or `x-api-key` given with `--reject-token` gets Anthropic's 401
+//!   `authentication_error` on every path.
+//! - Anything else: Anthropic's 404 `not_found_error`.
+//!
+//! The routing is one plain function, [`handle`], from a request with a complete body to
+//! a response; the server around it only moves bytes.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt as _, Full};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+const DEFAULT_REPLY: &str = "Hello from the claunch API stand-in.";
+const EXPIRED_MESSAGE: &str =
+    "OAuth token has expired. Please obtain a new token or refresh your existing token.";
+
+#[derive(Debug, Parser)]
+#[command(about = "A local stand-in for Anthropic's Messages API")]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Append one JSON line per request to this file.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Answer 401 to requests carrying this bearer token or x-api-key (repeatable).
+    #[arg(long = "reject-token", value_name = "TOKEN")]
+    reject_tokens: Vec<String>,
+    /// Reply text (default: "Hello from the claunch API stand-in.").
+    #[arg(long)]
+    reply: Option<String>,
+}
+
+/// What [`handle`] needs to know besides the request.
+#[derive(Debug, Default)]
+pub struct Config {
+    pub reject_tokens: Vec<String>,
+    pub reply: Option<String>,
+    /// Numbers the message and request ids.
+    pub counter: AtomicU64,
+}
+
+/// Answers one request whose body has been read in full.
+pub fn handle(req: &Request<Bytes>, config: &Config) -> Response<Bytes> {
+    let n = config.counter.fetch_add(1, Ordering::Relaxed) + 1;
+    let request_id = format!("req_standin_{n:08}");
+    let mut response = route(req, config, n);
+    response.headers_mut().insert(
+        "request-id",
+        request_id.parse().expect("ascii header value"),
+    );
+    response
+}
+
+fn route(req: &Request<Bytes>, config: &Config, n: u64) -> Response<Bytes> {
+    if presented_tokens(req)
+        .iter()
+        .any(|t| config.reject_tokens.iter().any(|r| r == t))
+    {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            EXPIRED_MESSAGE,
+            n,
+        );
+    }
+    let path = req.uri().path();
+    match (req.method().as_str(), path) {
+        ("POST", "/v1/messages") => match serde_json::from_slice::<Value>(req.body()) {
+            Ok(body) => message(&body, req.body().len(), config, n),
+            Err(e) => invalid_json(&e, n),
+        },
+        ("POST", "/v1/messages/count_tokens") => {
+            match serde_json::from_slice::<Value>(req.body()) {
+                Ok(_) => json_response(
+                    StatusCode::OK,
+                    &json!({ "input_tokens": estimate_tokens(req.body().len()) }),
+                ),
+                Err(e) => invalid_json(&e, n),
+            }
+        }
+        // The CLI's connectivity probe (`HEAD /api/hello`, user-agent `Bun/…`).
+        ("GET" | "HEAD", "/" | "/api/hello") => {
+            json_response(StatusCode::OK, &json!({ "status": "ok" }))
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            &format!("Not found: {} {}", req.method(), path),
+            n,
+        ),
+    }
+}
+
+/// The record line for one request: arrival time, method, path with query, headers,
+/// and whether the body is JSON with its `model` and `stream` fields.
+pub fn record_line(req: &Request<Bytes>) -> Value {
+    let mut headers = Map::new();
+    for (name, value) in req.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match headers.get_mut(name.as_str()) {
+            // Repeated headers are joined the way HTTP allows.
+            Some(Value::String(prev)) => {
+                prev.push_str(", ");
+                prev.push_str(&value);
+            }
+            _ => {
+                headers.insert(name.as_str().to_owned(), Value::String(value));
+            }
+        }
+    }
+    let body = serde_json::from_slice::<Value>(req.body()).ok();
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    json!({
+        "unix_ms": u64::try_from(unix_ms).unwrap_or(u64::MAX),
+        "method": req.method().as_str(),
+        "path": req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        "headers": headers,
+        "body_bytes": req.body().len(),
+        "json": body.is_some(),
+        "model": body.as_ref().and_then(|b| b.get("model")).cloned(),
+        "stream": body.as_ref().and_then(|b| b.get("stream")).cloned(),
+    })
+}
+
+/// `Authorization: Bearer X` and `x-api-key: X`.
+fn presented_tokens(req: &Request<Bytes>) -> Vec<&str> {
+    let bearer = req
+        .headers()
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.strip_prefix("Bearer ").map(str::trim));
+    let api_key = req
+        .headers()
+        .get_all("x-api-key")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim);
+    bearer.chain(api_key).collect()
+}
+
+fn message(body: &Value, body_len: usize, config: &Config, n: u64) -> Response<Bytes> {
+    let text = echoed(body)
+        .or_else(|| config.reply.clone())
+        .unwrap_or_else(|| DEFAULT_REPLY.to_owned());
+    let model = body.get("model").cloned().unwrap_or(Value::Null);
+    let id = format!("msg_standin_{n:08}");
+    let input_tokens = estimate_tokens(body_len);
+    let chunks = chunks(&text);
+    let output_tokens = chunks.len();
+    if body.get("stream").and_then(Value::as_bool) != Some(true) {
+        return json_response(
+            StatusCode::OK,
+            &json!({
+                "id": id, "type": "message", "role": "assistant", "model": model,
+                "content": [{ "type": "text", "text": text }],
+                "stop_reason": "end_turn", "stop_sequence": null,
+                "usage": usage(input_tokens, output_tokens),
+            }),
+        );
+    }
+    let mut events = vec![
+        json!({ "type": "message_start", "message": {
+            "id": id, "type": "message", "role": "assistant", "model": model,
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": usage(input_tokens, 1),
+        }}),
+        json!({ "type": "content_block_start", "index": 0,
+                "content_block": { "type": "text", "text": "" } }),
+        json!({ "type": "ping" }),
+    ];
+    events.extend(chunks.iter().map(|chunk| {
+        json!({ "type": "content_block_delta", "index": 0,
+                "delta": { "type": "text_delta", "text": chunk } })
+    }));
+    events.extend([
+        json!({ "type": "content_block_stop", "index": 0 }),
+        json!({ "type": "message_delta",
+                "delta": { "stop_reason": "end_turn", "stop_sequence": null },
+                "usage": { "output_tokens": output_tokens } }),
+        json!({ "type": "message_stop" }),
+    ]);
+    let mut sse = String::new();
+    for event in &events {
+        let kind = event["type"].as_str().unwrap_or_default();
+        let _ = write!(sse, "event: {kind}\ndata: {event}\n\n");
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "text/event-stream; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .body(Bytes::from(sse))
+        .expect("valid response")
+}
+
+/// The rest of the line after `ECHO:` in the last user message, if any.
+fn echoed(body: &Value) -> Option<String> {
+    let last_user = body
+        .get("messages")?
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
+    let texts: Vec<&str> = match last_user.get("content")? {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => return None,
+    };
+    texts.iter().find_map(|t| {
+        let (_, rest) = t.split_once("ECHO:")?;
+        Some(rest.lines().next().unwrap_or("").trim().to_owned())
+    })
+}
+
+/// The text in a few pieces, so a stream has several deltas; they concatenate to it.
+fn chunks(text: &str) -> Vec<String> {
+    let words: Vec<&str> = text.split_inclusive(' ').collect();
+    if words.is_empty() {
+        return vec![String::new()];
+    }
+    words.chunks(2).map(<[&str]>::concat).collect()
+}
+
+fn usage(input_tokens: usize, output_tokens: usize) -> Value {
+    json!({
+        "input_tokens": input_tokens, "output_tokens": output_tokens,
+        "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+    })
+}
+
+fn estimate_tokens(body_len: usize) -> usize {
+    (body_len / 4).max(1)
+}
+
+fn invalid_json(e: &serde_json::Error, n: u64) -> Response<Bytes> {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        &format!("The request body is not valid JSON: {e}"),
+        n,
+    )
+}
+
+/// Anthropic's error shape: `{"type":"error","error":{"type":…,"message":…},"request_id":…}`.
+fn error(status: StatusCode, kind: &str, message: &str, n: u64) -> Response<Bytes> {
+    json_response(
+        status,
+        &json!({
+            "type": "error",
+            "error": { "type": kind, "message": message },
+            "request_id": format!("req_standin_{n:08}"),
+        }),
+    )
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Bytes> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body.to_string()))
+        .expect("valid response")
+}
+
+struct State {
+    config: Config,
+    record: Option<Mutex<File>>,
+}
+
+async fn serve(
+    req: Request<hyper::body::Incoming>,
+    state: Arc<State>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let (parts, body) = req.into_parts();
+    let req = Request::from_parts(parts, body.collect().await?.to_bytes());
+    if let Some(record) = &state.record {
+        let line = record_line(&req).to_string();
+        let mut file = record
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = writeln!(file, "{line}").and_then(|()| file.flush()) {
+            eprintln!("api_standin: cannot write the record file: {e}");
+        }
+    }
+    let response = handle(&req, &state.config);
+    eprintln!(
+        "api_standin: {} {} -> {}",
+        req.method(),
+        req.uri(),
+        response.status().as_u16()
+    );
+    Ok(response.map(Full::new))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let record = match &args.record {
+        Some(path) => Some(Mutex::new(
+            OpenOptions::new().create(true).append(true).open(path)?,
+        )),
+        None => None,
+    };
+    let state = Arc::new(State {
+        config: Config {
+            reject_tokens: args.reject_tokens,
+            reply: args.reply,
+            counter: AtomicU64::new(0),
+        },
+        record,
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {}", listener.local_addr()?)?;
+        stdout.flush()?;
+    }
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    eprintln!("api_standin: accept failed: {e}");
+                    continue;
+                }
+            },
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| serve(req, Arc::clone(&state)));
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await
+            {
+                eprintln!("api_standin: connection error: {e}");
+            }
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(path: &str, headers: &[(&str, &str)], body: &Value) -> Request<Bytes> {
+        let mut req = Request::post(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.body(Bytes::from(body.to_string())).unwrap()
+    }
+
+    fn body_json(resp: &Response<Bytes>) -> Value {
+        serde_json::from_slice(resp.body()).unwrap()
+    }
+
+    #[test]
+    fn plain_message_echoes_model_and_reply() {
+        let config = Config::default();
+        let req = post(
+            "/v1/messages?beta=true",
+            &[],
+            &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        let resp = handle(&req, &config);
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = body_json(&resp);
+        assert_eq!(body["model"], "m");
+        assert_eq!(body["content"][0]["text"], DEFAULT_REPLY);
+        assert_eq!(body["stop_reason"], "end_turn");
+    }
+
+    #[test]
+    fn stream_deltas_concatenate_to_echo() {
+        let config = Config::default();
+        let req = post(
+            "/v1/messages",
+            &[],
+            &json!({"model": "m", "stream": true, "messages": [{"role": "user",
+                "content": [{"type": "text", "text": "please ECHO: one two three four\nmore"}]}]}),
+        );
+        let resp = handle(&req, &config);
+        let sse = std::str::from_utf8(resp.body()).unwrap();
+        let text: String = sse
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            .filter(|e| e["type"] == "content_block_delta")
+            .map(|e| e["delta"]["text"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(text, "one two three four");
+        assert!(sse.starts_with("event: message_start\n"));
+        assert!(sse.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+    }
+
+    #[test]
+    fn rejected_tokens_get_401() {
+        let config = Config {
+            reject_tokens: vec!["bad".into()],
+            ..Config::default()
+        };
+        for header in [("authorization", "Bearer bad"), ("x-api-key", "bad")] {
+            let resp = handle(&post("/v1/messages", &[header], &json!({})), &config);
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(body_json(&resp)["error"]["type"], "authentication_error");
+        }
+        let ok = post(
+            "/v1/messages",
+            &[("authorization", "Bearer good")],
+            &json!({}),
+        );
+        assert_eq!(handle(&ok, &config).status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn record_line_has_headers_and_fields() {
+        let req = post(
+            "/v1/messages?beta=true",
+            &[("x-a", "1"), ("x-a", "2")],
+            &json!({"model": "m", "stream": true}),
+        );
+        let line = record_line(&req);
+        assert_eq!(line["path"], "/v1/messages?beta=true");
+        assert_eq!(line["headers"]["x-a"], "1, 2");
+        assert_eq!(line["json"], true);
+        assert_eq!(line["stream"], true);
+    }
+}

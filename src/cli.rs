@@ -1,0 +1,167 @@
+//! The command line, as clap types only. `lib.rs` turns these into plain options; no clap
+//! type goes further than that.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "claunch",
+    version,
+    about = "Launch and run fleets of headless Claude Code agents in Docker on a Claude subscription login",
+    long_about = "Launch and run fleets of headless Claude Code agents in Docker on a Claude subscription login.\n\n\
+claunch reads claunch.yaml, creates the agents' containers through the Docker Engine API, \
+puts your OAuth credentials into each one as a tar stream (never a bind mount, an env var \
+or an argument), starts them and smoke-tests each with a real `claude -p`.",
+    after_help = "Examples:\n  claunch init\n  claunch up\n  claunch exec planner-1 \"Say hello\"\n  claunch ps\n  claunch down"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The config file [default: ./claunch.yaml]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The project name [default: `project:` in the file, else the directory's name]
+    #[arg(short = 'p', long = "project-name", value_name = "NAME", env = "CLAUNCH_PROJECT")]
+    pub project_name: Option<String>,
+    /// The Docker engine, e.g. unix:///var/run/docker.sock or tcp://host:2376 [default: $DOCKER_HOST]
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, deliver credentials to, start and smoke-test the fleet
+    #[command(after_help = "Examples:\n  claunch up\n  claunch up planner --scale planner=4\n  claunch up --no-smoke --json")]
+    Up(UpArgs),
+    /// Run a prompt with claude in one agent or a whole fleet, streaming the answer
+    #[command(after_help = "Examples:\n  claunch exec planner-1 \"Say hello\"\n  claunch exec planner \"Summarize TODO.md\" --output-format stream-json\n  echo \"Say hello\" | claunch exec --all -\n  claunch exec planner-1 \"Fix the tests\" -- --model sonnet")]
+    Exec(ExecArgs),
+    /// List the project's containers with their state and credentials expiry
+    #[command(after_help = "Examples:\n  claunch ps\n  claunch ps --json")]
+    Ps(PsArgs),
+    /// Show the agents' logs, prefixed by container
+    #[command(after_help = "Examples:\n  claunch logs\n  claunch logs planner -f --tail 20")]
+    Logs(LogsArgs),
+    /// Stop and remove the project's containers and the network claunch made
+    #[command(after_help = "Examples:\n  claunch down\n  claunch down --volumes")]
+    Down(DownArgs),
+    /// Write a commented claunch.yaml and keep credentials out of git
+    #[command(after_help = "Examples:\n  claunch init\n  claunch init --force")]
+    Init(InitArgs),
+    /// Print shell completions
+    #[command(after_help = "Examples:\n  claunch completions bash > /etc/bash_completion.d/claunch\n  claunch completions zsh > \"${fpath[1]}/_claunch\"")]
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Only these agents [default: all]
+    pub agents: Vec<String>,
+    /// Run N replicas of AGENT, overriding `replicas:` (repeatable)
+    #[arg(long, value_name = "AGENT=N")]
+    pub scale: Vec<String>,
+    /// Skip the smoke tests
+    #[arg(long)]
+    pub no_smoke: bool,
+    /// How many containers to work on at once
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub parallel: usize,
+    /// Recreate containers even if their config is unchanged
+    #[arg(long)]
+    pub force_recreate: bool,
+    /// Remove containers of agents no longer in the config
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// One JSON object per line instead of progress
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    StreamJson,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// TARGET PROMPT: a container name, <agent>-<n> or an agent name, then the prompt (`-` reads stdin); with --all, only PROMPT
+    #[arg(required = true, num_args = 1..=2, value_names = ["TARGET", "PROMPT"])]
+    pub args: Vec<String>,
+    /// Every container of the project
+    #[arg(long)]
+    pub all: bool,
+    /// claude's --max-turns
+    #[arg(long, value_name = "N")]
+    pub max_turns: Option<u32>,
+    /// claude's --output-format (stream-json adds --verbose, as claude requires)
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output_format: OutputFormat,
+    /// Give up after this long, e.g. 90s or 10m
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// More arguments for claude, after `--`
+    #[arg(last = true, value_name = "CLAUDE_ARGS")]
+    pub extra: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A container name, <agent>-<n> or an agent name [default: all]
+    pub target: Option<String>,
+    /// Keep following
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines of each
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also remove the named volumes claunch created
+    #[arg(short, long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing claunch.yaml
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,65 @@
+//! `claunch down`: stop and remove exactly this project's containers (by label), and the
+//! networks (and, with `--volumes`, volumes) claunch created for it. Nothing else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+
+use super::{members, Global};
+use crate::fleet::label;
+use crate::report::{Outcome, Reporter, Step};
+
+pub async fn run(global: &Global, volumes: bool, r: Arc<dyn Reporter>) -> anyhow::Result<i32> {
+    let project = super::project_name(global)?;
+    let engine = super::connect(global).await?;
+    let list = members(&engine, &project).await?;
+    let results: Vec<bool> = stream::iter(list)
+        .map(|m| {
+            let (engine, r) = (engine.clone(), r.clone());
+            async move {
+                if m.running() {
+                    r.step(&m.name, Step::Stop);
+                    let _ = engine.stop_container(&m.id, Duration::from_secs(10)).await;
+                }
+                r.step(&m.name, Step::Remove);
+                match engine.remove_container(&m.id).await {
+                    Ok(()) => {
+                        r.finished(&m.name, &Outcome::Done { detail: "removed".into() });
+                        true
+                    }
+                    Err(e) => {
+                        r.finished(&m.name, &Outcome::Failed { message: e.to_string(), hint: None });
+                        false
+                    }
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut ok = results.iter().all(|b| *b);
+    let owned = [(label::PROJECT, project.as_str()), (label::MANAGED, "true")];
+    for (_, name) in engine.list_networks(&owned).await? {
+        match engine.remove_network(&name).await {
+            Ok(()) => r.info(&format!("network {name} removed")),
+            Err(e) => {
+                ok = false;
+                r.warn(&e.to_string());
+            }
+        }
+    }
+    if volumes {
+        for name in engine.list_volumes(&owned).await? {
+            match engine.remove_volume(&name).await {
+                Ok(()) => r.info(&format!("volume {name} removed")),
+                Err(e) => {
+                    ok = false;
+                    r.warn(&e.to_string());
+                }
+            }
+        }
+    }
+    r.info(&format!("{project}: {} containers removed", results.iter().filter(|b| **b).count()));
+    Ok(i32::from(!ok))
+}

@@ -1,0 +1,187 @@
+//! `claunch ps`: the project's containers with their state, uptime and the expiry of the
+//! credentials read back from inside each one (never the token).
+
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use super::{members, Global, Member};
+use crate::credentials::{self, Credentials, Summary};
+use crate::deliver;
+use crate::engine::Engine;
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub agent: String,
+    pub replica: Option<u32>,
+    pub state: String,
+    pub image: String,
+    pub started_at: Option<String>,
+    pub uptime_secs: Option<i64>,
+    pub credentials_path: Option<String>,
+    /// `ok`, `missing`, `invalid: …` or `unknown: …` (container not running, unreadable).
+    pub credentials: String,
+    pub credentials_summary: Option<Summary>,
+}
+
+pub async fn rows(engine: &Engine, list: Vec<Member>) -> Vec<Row> {
+    stream::iter(list)
+        .map(|m| async move { row(engine, m).await })
+        .buffered(8)
+        .collect()
+        .await
+}
+
+async fn row(engine: &Engine, m: Member) -> Row {
+    let mut row = Row {
+        name: m.name.clone(),
+        agent: m.agent.clone(),
+        replica: m.replica,
+        state: m.state.clone(),
+        image: m.image.clone(),
+        started_at: None,
+        uptime_secs: None,
+        credentials_path: None,
+        credentials: String::new(),
+        credentials_summary: None,
+    };
+    let inspect = match engine.inspect_container(&m.id).await {
+        Ok(i) => i,
+        Err(e) => {
+            row.credentials = format!("unknown: {e}");
+            return row;
+        }
+    };
+    let config = inspect.config.unwrap_or_default();
+    if m.running() {
+        row.started_at = inspect.state.and_then(|s| s.started_at);
+        row.uptime_secs = row.started_at.as_deref().and_then(uptime_secs);
+    }
+    let env = config.env.unwrap_or_default();
+    let user = config.user.filter(|u| !u.is_empty());
+    let layout = match deliver::probe(engine, &m.id, user.as_deref(), &env, &[]).await {
+        Ok(l) => l,
+        Err(e) => {
+            row.credentials = format!("unknown: {e}");
+            return row;
+        }
+    };
+    let path = layout.identity.credentials_path();
+    row.credentials = match deliver::read_back(engine, &m.id, &path, credentials::MAX_FILE_BYTES as usize).await {
+        Ok(None) => "missing".into(),
+        Ok(Some(bytes)) => match Credentials::parse(bytes) {
+            Ok(c) => {
+                row.credentials_summary = Some(c.summary);
+                "ok".into()
+            }
+            Err(e) => format!("invalid: {e}"),
+        },
+        Err(e) => format!("unknown: {e}"),
+    };
+    row.credentials_path = Some(path);
+    row
+}
+
+fn uptime_secs(started_at: &str) -> Option<i64> {
+    let started = parse_rfc3339_secs(started_at)?;
+    Some(credentials::now_ms() / 1000 - started)
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time as the engine writes it
+/// (`2026-11-28T13:14:15.123456789Z`).
+fn parse_rfc3339_secs(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, mo, da) = (d.next()??, d.next()??, d.next()??);
+    let time = time.trim_end_matches('Z');
+    let time = time.split(['.', '+']).next()?;
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
+    // Days from civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3_600 + mi * 60 + se)
+}
+
+fn describe_uptime(secs: i64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3_600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3_600, (s % 3_600) / 60),
+        s => format!("{}d{}h", s / 86_400, (s % 86_400) / 3_600),
+    }
+}
+
+fn expiry_column(row: &Row) -> String {
+    match (&row.credentials_summary, row.credentials.as_str()) {
+        (Some(s), _) => {
+            let left = s
+                .expires_in_ms(credentials::now_ms())
+                .map_or_else(|| "no expiry".to_string(), credentials::describe_remaining);
+            let refresh = if s.has_refresh_token { ", refreshable" } else { "" };
+            format!("{left}{refresh}")
+        }
+        (None, other) => other.to_string(),
+    }
+}
+
+pub async fn run(global: &Global, json: bool) -> anyhow::Result<i32> {
+    let project = super::project_name(global)?;
+    let engine = super::connect(global).await?;
+    let list = members(&engine, &project).await?;
+    let rows = rows(&engine, list).await;
+    if json {
+        for row in &rows {
+            println!("{}", serde_json::to_string(row)?);
+        }
+        return Ok(0);
+    }
+    let table: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.agent.clone(),
+                r.state.clone(),
+                r.image.clone(),
+                r.uptime_secs.map(describe_uptime).unwrap_or_else(|| "-".into()),
+                expiry_column(r),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "AGENT", "STATE", "IMAGE", "UPTIME", "CREDENTIALS"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for line in &table {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for line in std::iter::once(&header).chain(&table) {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+    if rows.is_empty() {
+        eprintln!("project `{project}` has no containers");
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_times_parse() {
+        assert_eq!(parse_rfc3339_secs("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339_secs("2026-11-28T13:14:15.123456789Z"), Some(1_795_871_655));
+        assert_eq!(describe_uptime(3_725), "1h02m");
+    }
+}

@@ -1,0 +1,192 @@
+//! Reading, interpolating and validating `claunch.yaml` into a [`Spec`].
+//!
+//! The steps, in order: read the file and the `.env` beside it, expand
+//! `${VAR}` references in the text, parse the YAML strictly, then check the
+//! rules serde cannot express and resolve defaults and paths.
+
+mod build;
+mod dotenv;
+mod duration;
+mod error;
+mod interpolate;
+mod locate;
+mod parse;
+mod project;
+mod raw;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use duration::parse_duration;
+pub use error::ConfigError;
+
+use duration::secs;
+
+/// The file name looked for when `-f` is not given.
+pub const DEFAULT_FILE: &str = "claunch.yaml";
+
+/// What the command line says about where the config is.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-f FILE`; `./claunch.yaml` when `None`.
+    pub file: Option<PathBuf>,
+    /// `-p/--project-name`, which beats `CLAUNCH_PROJECT` and `project:`.
+    pub project_name: Option<String>,
+}
+
+/// A loaded config and the warnings met on the way (e.g. unset variables).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub spec: Spec,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// The config file, made absolute.
+    pub file: PathBuf,
+    pub project: String,
+    pub credentials: CredentialsSpec,
+    /// In the order of the file.
+    pub agents: Vec<AgentSpec>,
+}
+
+impl Spec {
+    pub fn agent(&self, name: &str) -> Option<&AgentSpec> {
+        self.agents.iter().find(|agent| agent.name == name)
+    }
+}
+
+/// Where the Claude login comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CredentialsSpec {
+    /// A `.credentials.json` on the host, absolute.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AgentSpec {
+    pub name: String,
+    pub image: String,
+    pub replicas: u32,
+    pub user: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub working_dir: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub network: Option<String>,
+    pub extra_hosts: Vec<String>,
+    pub volumes: Vec<String>,
+    pub files: Vec<FileSpec>,
+    /// `None` when the smoke test is turned off.
+    pub smoke: Option<SmokeSpec>,
+}
+
+/// A host file copied into the container.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FileSpec {
+    /// Absolute path on the host.
+    pub source: PathBuf,
+    /// Relative to the agent user's HOME unless absolute.
+    pub target: String,
+    pub mode: u32,
+}
+
+/// A one-shot prompt run before the workload to prove the login works.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SmokeSpec {
+    pub prompt: String,
+    pub max_turns: u32,
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+}
+
+impl Default for SmokeSpec {
+    fn default() -> Self {
+        Self {
+            prompt: "Say hello".to_owned(),
+            max_turns: 1,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Loads and validates the config. `env` stands for the process environment:
+/// it is what `CLAUNCH_PROJECT`, `HOME`, `CLAUDE_CONFIG_DIR` and `${VAR}`
+/// references read. Interpolation, `CLAUNCH_PROJECT` and bare `KEY` env
+/// entries fall back to the `.env` file beside the config, as in compose.
+pub fn load(opts: &LoadOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
+    let file = opts
+        .file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(err) if err.kind() == io::ErrorKind::NotFound && opts.file.is_none() => {
+            let path = std::path::absolute(&file).unwrap_or(file);
+            return Err(ConfigError::NotFound { path });
+        }
+        Err(source) => return Err(ConfigError::Read { path: file, source }),
+    };
+    let absolute = std::path::absolute(&file).map_err(|source| ConfigError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let dir = absolute.parent().map(PathBuf::from).unwrap_or_default();
+    // Canonical so that `-f ../claunch.yaml` still yields a directory name.
+    let dir = dir.canonicalize().unwrap_or(dir);
+
+    let dotenv = read_dotenv(&file.with_file_name(".env"))?;
+    let lookup = |name: &str| env(name).or_else(|| dotenv.get(name).cloned());
+
+    let interpolated = interpolate::interpolate(&text, &lookup).map_err(|err| ConfigError::Interpolation {
+        path: file.clone(),
+        line: err.line,
+        column: err.column,
+        message: err.message,
+    })?;
+    let warnings = interpolated
+        .warnings
+        .iter()
+        .map(|unset| {
+            format!(
+                "{}:{}:{}: the {} variable is not set, defaulting to a blank string",
+                file.display(),
+                unset.line,
+                unset.column,
+                unset.name
+            )
+        })
+        .collect();
+    let raw = parse::parse(&interpolated.text, &file, &interpolated.map)?;
+    let ctx = build::Ctx {
+        file: &file,
+        absolute: &absolute,
+        dir: &dir,
+        text: &interpolated.text,
+        map: &interpolated.map,
+        env,
+        lookup: &lookup,
+    };
+    let spec = build::build(raw, &ctx, opts.project_name.as_deref())?;
+    Ok(Loaded { spec, warnings })
+}
+
+fn read_dotenv(path: &std::path::Path) -> Result<HashMap<String, String>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => dotenv::parse(&text).map_err(|err| ConfigError::DotEnv {
+            path: path.to_owned(),
+            line: err.line,
+            message: err.message,
+        }),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(HashMap::new()),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}

@@ -1,0 +1,585 @@
+//! The one place that talks to the Docker Engine: every engine operation claunch uses,
+//! with the engine's errors mapped to [`EngineError`] naming what failed and for which object.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, EndpointSettings, ExecConfig,
+    HostConfig, ImageInspect, NetworkCreateRequest, NetworkingConfig, SystemVersion,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    BuildImageOptions, ContainerArchiveInfoOptions, CreateContainerOptions, DownloadFromContainerOptions,
+    EventsOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions, LogsOptions,
+    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
+};
+use bollard::Docker;
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// Where the engine is when neither `--host` nor `DOCKER_HOST` says.
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine at {endpoint}: {detail}\n  hint: is dockerd running? point DOCKER_HOST or --host at it")]
+    Unreachable { endpoint: String, detail: String },
+    #[error("{op} {object}: {message}")]
+    Api {
+        op: &'static str,
+        object: String,
+        /// The HTTP status the engine answered, or `None` when the connection itself failed.
+        status: Option<u16>,
+        message: String,
+    },
+    #[error("{op} {object}: the engine did not answer within {secs}s")]
+    Timeout {
+        op: &'static str,
+        object: String,
+        secs: u64,
+    },
+}
+
+impl EngineError {
+    fn from_bollard(op: &'static str, object: &str, err: bollard::errors::Error) -> Self {
+        use bollard::errors::Error as E;
+        let object = object.to_string();
+        match err {
+            E::DockerResponseServerError {
+                status_code,
+                message,
+            } => Self::Api {
+                op,
+                object,
+                status: Some(status_code),
+                message: message.trim().to_string(),
+            },
+            E::RequestTimeoutError => Self::Timeout {
+                op,
+                object,
+                secs: 0,
+            },
+            other => Self::Api {
+                op,
+                object,
+                status: None,
+                message: other.to_string(),
+            },
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        self.status() == Some(409)
+    }
+
+    /// Worth retrying: the engine had a passing fault (5xx) or the connection dropped.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => status.is_none_or(|s| s >= 500),
+            Self::Timeout { .. } | Self::Unreachable { .. } => true,
+        }
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// One chunk of a process's output, as the engine demultiplexes it.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+pub type OutputStream = Pin<Box<dyn Stream<Item = Result<Output>> + Send>>;
+
+/// A started exec: its output as it comes, and a handle to ask its exit code at the end.
+pub struct ExecSession {
+    pub id: String,
+    pub output: OutputStream,
+    pub stdin: Option<Pin<Box<dyn AsyncWrite + Send>>>,
+}
+
+/// What a container is created with: claunch's own terms, turned into the engine's here.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerConfig {
+    pub image: String,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub extra_hosts: Vec<String>,
+    pub binds: Vec<String>,
+    pub network: String,
+    pub aliases: Vec<String>,
+}
+
+impl From<ContainerConfig> for ContainerCreateBody {
+    fn from(c: ContainerConfig) -> Self {
+        let endpoint = EndpointSettings {
+            aliases: Some(c.aliases),
+            ..Default::default()
+        };
+        Self {
+            image: Some(c.image),
+            cmd: c.cmd,
+            entrypoint: c.entrypoint,
+            working_dir: c.working_dir,
+            user: c.user,
+            env: Some(c.env),
+            labels: Some(c.labels),
+            host_config: Some(HostConfig {
+                extra_hosts: Some(c.extra_hosts),
+                binds: Some(c.binds),
+                network_mode: Some(c.network.clone()),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(c.network, endpoint)])),
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    endpoint: String,
+}
+
+impl Engine {
+    /// Connects to `host`, else `DOCKER_HOST`, else the local socket, and negotiates the API version.
+    pub async fn connect(host: Option<&str>) -> Result<Self> {
+        let endpoint = host
+            .map(str::to_string)
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| DEFAULT_HOST.to_string());
+        let endpoint = if endpoint.starts_with('/') {
+            format!("unix://{endpoint}")
+        } else {
+            endpoint
+        };
+        let unreachable = |detail: String| EngineError::Unreachable {
+            endpoint: endpoint.clone(),
+            detail,
+        };
+        let docker = Docker::connect_with_host(&endpoint).map_err(|e| unreachable(e.to_string()))?;
+        let docker = tokio::time::timeout(Duration::from_secs(30), docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable("no answer within 30s".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Self { docker, endpoint })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub async fn version(&self) -> Result<SystemVersion> {
+        self.docker
+            .version()
+            .await
+            .map_err(|e| EngineError::from_bollard("version of", &self.endpoint, e))
+    }
+
+    pub async fn inspect_image(&self, image: &str) -> Result<ImageInspect> {
+        self.docker
+            .inspect_image(image)
+            .await
+            .map_err(|e| EngineError::from_bollard("inspect image", image, e))
+    }
+
+    /// Every container (running or not) that carries all the given labels.
+    pub async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| EngineError::from_bollard("list containers", "", e))
+    }
+
+    pub async fn inspect_container(&self, id: &str) -> Result<ContainerInspectResponse> {
+        self.docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| EngineError::from_bollard("inspect container", id, e))
+    }
+
+    /// Creates a container and returns its id.
+    pub async fn create_container(&self, name: &str, config: ContainerConfig) -> Result<String> {
+        let options = CreateContainerOptions {
+            name: Some(name.to_string()),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(Some(options), ContainerCreateBody::from(config))
+            .await
+            .map(|r| r.id)
+            .map_err(|e| EngineError::from_bollard("create container", name, e))
+    }
+
+    pub async fn start_container(&self, id: &str) -> Result<()> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| EngineError::from_bollard("start container", id, e))
+    }
+
+    pub async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
+        let options = StopContainerOptions {
+            t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
+            ..Default::default()
+        };
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match EngineError::from_bollard("stop container", id, e) {
+                // 304: already stopped; 404: already gone.
+                e if matches!(e.status(), Some(304 | 404)) => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Removes a container, killing it first if it runs; a container already gone is fine.
+    pub async fn remove_container(&self, id: &str) -> Result<()> {
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match EngineError::from_bollard("remove container", id, e) {
+                e if e.is_not_found() => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Extracts an in-memory tar archive into the container's filesystem at `dir`.
+    pub async fn upload_archive(&self, id: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        let options = UploadToContainerOptions {
+            path: dir.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| EngineError::from_bollard("copy files into", id, e))
+    }
+
+    /// A tar archive of `path` in the container, as a stream the caller must bound.
+    pub fn download_archive(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let object = format!("{id}:{path}");
+        self.docker
+            .download_from_container(id, Some(options))
+            .map_err(move |e| EngineError::from_bollard("read", &object, e))
+    }
+
+    /// Whether `path` exists in the container (a HEAD on the archive endpoint).
+    pub async fn path_exists(&self, id: &str, path: &str) -> Result<bool> {
+        let options = ContainerArchiveInfoOptions {
+            path: path.to_string(),
+        };
+        match self.docker.get_container_archive_info(id, Some(options)).await {
+            Ok(_) => Ok(true),
+            Err(e) => match EngineError::from_bollard("stat", &format!("{id}:{path}"), e) {
+                e if e.is_not_found() => Ok(false),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Starts `cmd` in a running container and streams its output.
+    ///
+    /// `user` of `None` runs as the container's own user; `stdin` attaches an input pipe.
+    pub async fn exec(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        user: Option<String>,
+        stdin: bool,
+    ) -> Result<ExecSession> {
+        let config = ExecConfig {
+            attach_stdin: Some(stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            cmd: Some(cmd),
+            user,
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(id, config)
+            .await
+            .map_err(|e| EngineError::from_bollard("exec in", id, e))?;
+        let started = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| EngineError::from_bollard("exec in", id, e))?;
+        let bollard::exec::StartExecResults::Attached { output, input } = started else {
+            unreachable!("an exec started without detach is attached")
+        };
+        let object = id.to_string();
+        let output = output.filter_map(move |item| {
+            let mapped = match item {
+                Ok(bollard::container::LogOutput::StdOut { message }) => {
+                    Some(Ok(Output::Stdout(message)))
+                }
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    Some(Ok(Output::Stderr(message)))
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(EngineError::from_bollard("read exec output of", &object, e))),
+            };
+            futures::future::ready(mapped)
+        });
+        Ok(ExecSession {
+            id: created.id,
+            output: Box::pin(output),
+            stdin: stdin.then(|| Box::pin(input) as Pin<Box<dyn AsyncWrite + Send>>),
+        })
+    }
+
+    /// The exit code of a finished exec (`None` while it still runs).
+    pub async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
+        let inspect = self
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(|e| EngineError::from_bollard("inspect exec", exec_id, e))?;
+        Ok(if inspect.running == Some(true) {
+            None
+        } else {
+            inspect.exit_code
+        })
+    }
+
+    /// The container's logs, both streams, optionally following.
+    pub fn logs(&self, id: &str, follow: bool, tail: Option<u64>) -> OutputStream {
+        let options = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let object = id.to_string();
+        Box::pin(self.docker.logs(id, Some(options)).filter_map(move |item| {
+            futures::future::ready(match item {
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    Some(Ok(Output::Stderr(message)))
+                }
+                Ok(
+                    bollard::container::LogOutput::StdOut { message }
+                    | bollard::container::LogOutput::Console { message },
+                ) => Some(Ok(Output::Stdout(message))),
+                Ok(bollard::container::LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(EngineError::from_bollard("read logs of", &object, e))),
+            })
+        }))
+    }
+
+    /// Networks carrying all the given labels: (id, name).
+    pub async fn list_networks(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListNetworksOptions {
+            filters: Some(filters),
+        };
+        let networks = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| EngineError::from_bollard("list networks", "", e))?;
+        Ok(networks
+            .into_iter()
+            .map(|n| (n.id.unwrap_or_default(), n.name.unwrap_or_default()))
+            .collect())
+    }
+
+    pub async fn network_exists(&self, name: &str) -> Result<bool> {
+        match self.docker.inspect_network(name, None).await {
+            Ok(_) => Ok(true),
+            Err(e) => match EngineError::from_bollard("inspect network", name, e) {
+                e if e.is_not_found() => Ok(false),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Creates a bridge network with labels; one that already exists (a racing create) is fine.
+    pub async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => Ok(()),
+            Err(e) => match EngineError::from_bollard("create network", name, e) {
+                e if e.is_conflict() => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    pub async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) => match EngineError::from_bollard("remove network", name, e) {
+                e if e.is_not_found() => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Creates a named volume with labels (the engine returns the existing one if present).
+    pub async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::from_bollard("create volume", name, e))
+    }
+
+    pub async fn list_volumes(&self, labels: &[(&str, &str)]) -> Result<Vec<String>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListVolumesOptions {
+            filters: Some(filters),
+        };
+        let volumes = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| EngineError::from_bollard("list volumes", "", e))?;
+        Ok(volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+            .map_err(|e| EngineError::from_bollard("remove volume", name, e))
+    }
+
+    /// The engine's event log between two instants (unix seconds), as raw JSON values.
+    ///
+    /// Used by tests and `doctor` to check what the engine recorded, e.g. that no secret
+    /// travelled in an exec's argv.
+    pub async fn events(&self, since: i64, until: i64) -> Result<Vec<serde_json::Value>> {
+        let options = EventsOptions {
+            since: Some(since.to_string()),
+            until: Some(until.to_string()),
+            filters: None,
+        };
+        let events: Vec<_> = self
+            .docker
+            .events(Some(options))
+            .map_err(|e| EngineError::from_bollard("read events of", &self.endpoint, e))
+            .try_collect()
+            .await?;
+        Ok(events
+            .into_iter()
+            .filter_map(|e| serde_json::to_value(e).ok())
+            .collect())
+    }
+
+    /// Builds an image from an uncompressed tar build context (its `Dockerfile` at the
+    /// root), tagging it `tag`. Each line the builder prints goes to `progress`.
+    pub async fn build_image(
+        &self,
+        context: Vec<u8>,
+        tag: &str,
+        labels: HashMap<String, String>,
+        mut progress: impl FnMut(&str) + Send,
+    ) -> Result<()> {
+        let options = BuildImageOptions {
+            dockerfile: "Dockerfile".into(),
+            t: Some(tag.to_string()),
+            rm: true,
+            forcerm: true,
+            labels: Some(labels),
+            ..Default::default()
+        };
+        let mut stream = std::pin::pin!(self.docker.build_image(
+            options,
+            None,
+            Some(bollard::body_full(context.into()))
+        ));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::from_bollard("build image", tag, e))?;
+            if let Some(detail) = info.error_detail {
+                return Err(EngineError::Api {
+                    op: "build image",
+                    object: tag.to_string(),
+                    status: None,
+                    message: detail.message.unwrap_or_default().trim().to_string(),
+                });
+            }
+            for line in info.stream.iter().flat_map(|s| s.lines()) {
+                if !line.trim().is_empty() {
+                    progress(line.trim_end());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` to an exec's stdin and closes it.
+    pub async fn feed_stdin(
+        mut stdin: Pin<Box<dyn AsyncWrite + Send>>,
+        bytes: &[u8],
+    ) -> std::io::Result<()> {
+        stdin.write_all(bytes).await?;
+        stdin.shutdown().await
+    }
+}

@@ -1,0 +1,267 @@
+//! What the integration tests share: the real engine (or a loud failure), test images built
+//! FROM scratch with busybox and a stand-in `claude`, a throwaway project per test with
+//! fake credentials, and a sweep by label when the test ends.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use claunch::engine::Engine;
+use claunch::fleet::label;
+
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("tokio runtime"))
+}
+
+/// The engine the tests use. No engine is a failure, never a skip.
+pub fn engine() -> Engine {
+    rt().block_on(Engine::connect(None)).unwrap_or_else(|e| {
+        panic!("these tests need a Docker engine and none is reachable: {e}\n(.ci/run starts dockerd; locally, start it or set DOCKER_HOST)")
+    })
+}
+
+/// A short id unique to this test process.
+pub fn run_id() -> String {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        format!("{:x}{:x}", std::process::id(), nanos % 0xffff)
+    })
+    .clone()
+}
+
+/// A token-shaped fake, unique to this run, so sweeps can look for it.
+pub fn fake_token(kind: &str) -> String {
+    format!("sk-ant-{kind}01-CLAUNCHTEST{}x{}", run_id(), "Q".repeat(24))
+}
+
+pub fn now_ms() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+/// A full login, as `claude login` writes it.
+pub fn login_json(access: &str, refresh: &str, expires_at_ms: i64) -> String {
+    serde_json::json!({
+        "claudeAiOauth": {
+            "accessToken": access,
+            "refreshToken": refresh,
+            "expiresAt": expires_at_ms,
+            "scopes": ["user:inference", "user:profile"],
+            "subscriptionType": "pro"
+        }
+    })
+    .to_string()
+}
+
+/// Test images: `root` (no USER), `named` (USER agent, HOME /home/agent), `noclaude`.
+#[derive(Clone, Copy, Debug)]
+pub enum Image {
+    Root,
+    Named,
+    NoClaude,
+}
+
+/// The image's command: note whether the credentials were readable the moment it
+/// started (into /tmp/at-start), then idle until stopped.
+const AGENT_CMD: &str = r#"f="${CLAUDE_CONFIG_DIR:-$HOME/.claude}/.credentials.json"; if [ -r "$f" ]; then echo readable > /tmp/at-start; else echo missing > /tmp/at-start; fi; trap "exit 0" TERM INT; while true; do sleep 1 & wait $!; done"#;
+
+fn busybox() -> Vec<u8> {
+    std::fs::read("/bin/busybox")
+        .or_else(|_| std::fs::read("/usr/bin/busybox"))
+        .expect("busybox-static is needed to build the test images (apt-get install busybox-static)")
+}
+
+/// Builds the test image if the engine does not have it yet; returns its tag. The tag
+/// carries a hash of its contents, so changed fixtures make a new image.
+pub fn image(kind: Image) -> String {
+    let standin = std::fs::read(fixture("claude-standin.sh")).unwrap();
+    let (name, user, claude) = match kind {
+        Image::Root => ("root", None, true),
+        Image::Named => ("named", Some("agent"), true),
+        Image::NoClaude => ("noclaude", None, false),
+    };
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000:agent:/home/agent:/bin/sh\n";
+    let group = "root:x:0:\nagent:x:1000:\nstaff:x:50:agent\n";
+    let mut dockerfile = String::from("FROM scratch\nCOPY rootfs/ /\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n");
+    if let Some(u) = user {
+        dockerfile.push_str(&format!("USER {u}\n"));
+    }
+    dockerfile.push_str(&format!(
+        "ENV PATH=/usr/local/bin:/bin\nCMD [\"/bin/sh\", \"-c\", {}]\n",
+        serde_json::to_string(AGENT_CMD).unwrap()
+    ));
+    let mut files: Vec<(&str, Vec<u8>, u32, u32)> = vec![
+        ("Dockerfile", dockerfile.clone().into_bytes(), 0o644, 0),
+        ("rootfs/bin/busybox", busybox(), 0o755, 0),
+        ("rootfs/etc/passwd", passwd.into(), 0o644, 0),
+        ("rootfs/etc/group", group.into(), 0o644, 0),
+    ];
+    if claude {
+        files.push(("rootfs/usr/local/bin/claude", standin, 0o755, 0));
+    }
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (p, b, _, _) in &files {
+            p.hash(&mut h);
+            b.hash(&mut h);
+        }
+        h.finish()
+    };
+    let tag = format!("claunch-test/agent:{name}-{digest:x}");
+    let engine = engine();
+    if rt().block_on(engine.inspect_image(&tag)).is_ok() {
+        return tag;
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    let add_dir = |tar: &mut tar::Builder<Vec<u8>>, path: &str, uid: u64, mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        tar.append_data(&mut h, path, &[][..]).unwrap();
+    };
+    add_dir(&mut tar, "rootfs/tmp", 0, 0o1777);
+    add_dir(&mut tar, "rootfs/root", 0, 0o700);
+    add_dir(&mut tar, "rootfs/home", 0, 0o755);
+    add_dir(&mut tar, "rootfs/home/agent", 1000, 0o755);
+    for (path, bytes, mode, uid) in &files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(*mode);
+        h.set_uid(u64::from(*uid));
+        h.set_gid(u64::from(*uid));
+        tar.append_data(&mut h, path, &bytes[..]).unwrap();
+    }
+    let context = tar.into_inner().unwrap();
+    let labels = HashMap::from([("claunch.test".to_string(), "image".to_string())]);
+    rt().block_on(engine.build_image(context, &tag, labels, |_| {}))
+        .unwrap_or_else(|e| panic!("building test image {tag}: {e}"));
+    tag
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// A throwaway project: its own directory, config, credentials and project name; on drop,
+/// everything labelled with its project is removed from the engine.
+pub struct Project {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(test: &str) -> Self {
+        let name = format!("ct{}-{}", run_id(), test.replace('_', "-"));
+        let dir = tempfile::tempdir().unwrap();
+        Self { name, dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes claunch.yaml; `{project}` and `{creds}` are filled in.
+    pub fn write_config(&self, yaml: &str) {
+        let text = yaml
+            .replace("{project}", &self.name)
+            .replace("{creds}", &self.path("creds/.credentials.json").display().to_string());
+        std::fs::write(self.path("claunch.yaml"), text).unwrap();
+    }
+
+    /// Writes the credentials file (0600) that the config's `{creds}` points at.
+    pub fn write_credentials(&self, json: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.path("creds");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".credentials.json");
+        std::fs::write(&path, json).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    /// A fresh login with tokens unique to this run; returns (access, refresh).
+    pub fn login(&self) -> (String, String) {
+        let (access, refresh) = (fake_token("oat"), fake_token("ort"));
+        self.write_credentials(&login_json(&access, &refresh, now_ms() + 8 * 3_600_000));
+        (access, refresh)
+    }
+
+    /// `claunch` in this project's directory, with no terminal.
+    pub fn claunch(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("claunch").unwrap();
+        cmd.current_dir(self.dir.path()).env_remove("CLAUNCH_PROJECT");
+        cmd
+    }
+
+    /// The project's containers: (name, id), sorted by name.
+    pub fn containers(&self) -> Vec<(String, String)> {
+        let engine = engine();
+        let list = rt()
+            .block_on(engine.list_containers(&[(label::PROJECT, &self.name)]))
+            .unwrap();
+        let mut out: Vec<(String, String)> = list
+            .into_iter()
+            .map(|c| {
+                (
+                    c.names.unwrap()[0].trim_start_matches('/').to_string(),
+                    c.id.unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Runs a shell command in a container as root and returns its stdout.
+    pub fn sh(&self, container: &str, script: &str) -> String {
+        let engine = engine();
+        let argv = vec!["sh".into(), "-c".into(), script.into()];
+        let mut out = Vec::new();
+        rt().block_on(async {
+            let mut s = engine.exec(container, argv, Some("0".into()), false).await.unwrap();
+            use futures::StreamExt;
+            while let Some(chunk) = s.output.next().await {
+                if let claunch::engine::Output::Stdout(b) = chunk.unwrap() {
+                    out.extend_from_slice(&b);
+                }
+            }
+        });
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        sweep(&self.name);
+    }
+}
+
+/// Removes every container, network and volume labelled with `project`.
+pub fn sweep(project: &str) {
+    let project = project.to_string();
+    // Drop may run inside the runtime (a panicking test): use a thread of its own.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let Ok(engine) = Engine::connect(None).await else { return };
+            let by = [(label::PROJECT, project.as_str())];
+            for c in engine.list_containers(&by).await.unwrap_or_default() {
+                let _ = engine.remove_container(&c.id.unwrap_or_default()).await;
+            }
+            for (_, name) in engine.list_networks(&by).await.unwrap_or_default() {
+                let _ = engine.remove_network(&name).await;
+            }
+            for name in engine.list_volumes(&by).await.unwrap_or_default() {
+                let _ = engine.remove_volume(&name).await;
+            }
+        });
+    })
+    .join()
+    .unwrap();
+}
