@@ -56,6 +56,9 @@ pub enum Command {
     /// Write a commented claunch.yaml and keep credentials out of git
     #[command(after_help = "Examples:\n  claunch init\n  claunch init --force")]
     Init(InitArgs),
+    /// Build agent images with the real Claude Code CLI in them
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Print shell completions
     #[command(after_help = "Examples:\n  claunch completions bash > /etc/bash_completion.d/claunch\n  claunch completions zsh > \"${fpath[1]}/_claunch\"")]
     Completions {
@@ -115,6 +118,26 @@ pub struct ExecArgs {
     /// More arguments for claude, after `--`
     #[arg(last = true, value_name = "CLAUDE_ARGS")]
     pub extra: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build an image holding `claude`, from scratch or on top of one of yours (no registry, no Dockerfile)
+    #[command(after_help = "Examples:\n  claunch image build\n  claunch image build --claude ~/.local/bin/claude --tag agents/claude:dev\n  claunch image build --base my-worker:latest")]
+    Build(ImageBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// The claude binary to put in the image [default: `claude` on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub claude: Option<PathBuf>,
+    /// Add claude on top of this image (already on the engine) instead of a minimal one
+    #[arg(long, value_name = "IMAGE")]
+    pub base: Option<String>,
+    /// The image's tag [default: one carrying claude's version]
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -72,6 +72,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             commands::exec::run(&global, options).await
         }
+        Command::Image(cli::ImageCommand::Build(a)) => {
+            let options = commands::image::BuildOptions {
+                claude: a.claude,
+                base: a.base,
+                tag: a.tag,
+            };
+            commands::image::build(&global, options, report::pick(false)).await
+        }
         Command::Ps(a) => commands::ps::run(&global, a.json).await,
         Command::Logs(a) => commands::logs::run(&global, a.target.as_deref(), a.follow, a.tail).await,
         Command::Down(a) => commands::down::run(&global, a.volumes, report::pick(false)).await,

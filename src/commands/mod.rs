@@ -3,6 +3,7 @@
 
 pub mod down;
 pub mod exec;
+pub mod image;
 pub mod init;
 pub mod logs;
 pub mod ps;

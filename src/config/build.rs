@@ -36,7 +36,13 @@ fn under(base: &[Seg], more: &[Seg]) -> Vec<Seg> {
 
 impl Ctx<'_> {
     /// An error at the `nth` occurrence of the key path, located best effort.
-    fn invalid(&self, segs: &[Seg], nth: usize, message: String, hint: Option<&str>) -> ConfigError {
+    fn invalid(
+        &self,
+        segs: &[Seg],
+        nth: usize,
+        message: String,
+        hint: Option<&str>,
+    ) -> ConfigError {
         // nth 0: the value did not come from the file, so there is no line.
         let at = (nth > 0)
             .then(|| locate(self.text, segs, nth))
@@ -60,10 +66,12 @@ impl Ctx<'_> {
                 let message = format!("cannot expand {raw:?}: only `~` and `~/` are supported");
                 return Err(self.invalid(segs, 1, message, Some("write the full path")));
             }
-            let home = (self.env)("HOME").filter(|home| !home.is_empty()).ok_or_else(|| {
-                let message = "HOME is not set, so `~` cannot be expanded".to_owned();
-                self.invalid(segs, 1, message, Some("write the full path"))
-            })?;
+            let home = (self.env)("HOME")
+                .filter(|home| !home.is_empty())
+                .ok_or_else(|| {
+                    let message = "HOME is not set, so `~` cannot be expanded".to_owned();
+                    self.invalid(segs, 1, message, Some("write the full path"))
+                })?;
             let rest = rest.trim_start_matches('/');
             let home = PathBuf::from(home);
             if rest.is_empty() {
@@ -77,18 +85,26 @@ impl Ctx<'_> {
             PathBuf::from(raw)
         };
         let joined = self.dir.join(path);
-        Ok(joined.components().filter(|c| *c != Component::CurDir).collect())
+        Ok(joined
+            .components()
+            .filter(|c| *c != Component::CurDir)
+            .collect())
     }
 }
 
 pub(crate) fn build(raw: RawConfig, ctx: &Ctx, flag: Option<&str>) -> Result<Spec, ConfigError> {
     let env_project = (ctx.lookup)("CLAUNCH_PROJECT");
-    let (project, _) = project::resolve(flag, env_project.as_deref(), raw.project.as_deref(), ctx.dir)
-        .map_err(|empty| {
-            let segs = [key("project")];
-            let nth = if empty.origin == Origin::File { 1 } else { 0 };
-            ctx.invalid(&segs, nth, empty.message(), Some(&empty.hint()))
-        })?;
+    let (project, _) = project::resolve(
+        flag,
+        env_project.as_deref(),
+        raw.project.as_deref(),
+        ctx.dir,
+    )
+    .map_err(|empty| {
+        let segs = [key("project")];
+        let nth = if empty.origin == Origin::File { 1 } else { 0 };
+        ctx.invalid(&segs, nth, empty.message(), Some(&empty.hint()))
+    })?;
     let credentials = credentials(raw.credentials, ctx)?;
     if raw.agents.0.is_empty() {
         return Err(ctx.invalid(
@@ -135,7 +151,10 @@ fn credentials(raw: Option<RawCredentials>, ctx: &Ctx) -> Result<CredentialsSpec
             Some("add `file: PATH`, or remove `credentials:` to use ~/.claude/.credentials.json"),
         )),
         _ => {
-            let names: Vec<String> = sources.iter().map(|(name, _)| format!("`{name}`")).collect();
+            let names: Vec<String> = sources
+                .iter()
+                .map(|(name, _)| format!("`{name}`"))
+                .collect();
             let message = format!("several credentials sources given: {}", names.join(", "));
             Err(ctx.invalid(&base, 1, message, Some("keep only one")))
         }
@@ -146,20 +165,30 @@ fn credentials(raw: Option<RawCredentials>, ctx: &Ctx) -> Result<CredentialsSpec
 fn default_credentials(ctx: &Ctx) -> Result<CredentialsSpec, ConfigError> {
     let non_empty = |name: &str| (ctx.env)(name).filter(|value| !value.is_empty());
     if let Some(dir) = non_empty("CLAUDE_CONFIG_DIR") {
-        return Ok(CredentialsSpec::File(PathBuf::from(dir).join(".credentials.json")));
+        return Ok(CredentialsSpec::File(
+            PathBuf::from(dir).join(".credentials.json"),
+        ));
     }
     if let Some(home) = non_empty("HOME") {
-        return Ok(CredentialsSpec::File(PathBuf::from(home).join(".claude/.credentials.json")));
+        return Ok(CredentialsSpec::File(
+            PathBuf::from(home).join(".claude/.credentials.json"),
+        ));
     }
     Err(ctx.invalid(
         &[key("credentials")],
         0,
-        "cannot find the default credentials file: neither CLAUDE_CONFIG_DIR nor HOME is set".to_owned(),
+        "cannot find the default credentials file: neither CLAUDE_CONFIG_DIR nor HOME is set"
+            .to_owned(),
         Some("set `credentials.file` in the config"),
     ))
 }
 
-fn agent_spec(name: String, raw: RawAgent, base: &[Seg], ctx: &Ctx) -> Result<AgentSpec, ConfigError> {
+fn agent_spec(
+    name: String,
+    raw: RawAgent,
+    base: &[Seg],
+    ctx: &Ctx,
+) -> Result<AgentSpec, ConfigError> {
     if !valid_agent_name(&name) {
         let message = format!("invalid agent name `{name}`");
         let hint = "use letters, digits, `_`, `.` and `-`, starting with a letter or digit";
@@ -202,7 +231,11 @@ fn valid_agent_name(name: &str) -> bool {
 
 /// Resolves both spellings of `env`; a name without a value takes the
 /// host's, and is dropped when the host has none, as compose does.
-fn agent_env(raw: RawEnv, base: &[Seg], ctx: &Ctx) -> Result<BTreeMap<String, String>, ConfigError> {
+fn agent_env(
+    raw: RawEnv,
+    base: &[Seg],
+    ctx: &Ctx,
+) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut env = BTreeMap::new();
     let entries: Vec<(String, Option<String>, Seg)> = match raw {
         RawEnv::Map(entries) => entries
@@ -245,7 +278,10 @@ fn file_spec(raw: RawFile, base: &[Seg], ctx: &Ctx) -> Result<FileSpec, ConfigEr
     if raw.target.trim().is_empty() {
         return Err(ctx.invalid(&target_segs, 1, "target must not be empty".to_owned(), None));
     }
-    if Path::new(&raw.target).components().any(|c| c == Component::ParentDir) {
+    if Path::new(&raw.target)
+        .components()
+        .any(|c| c == Component::ParentDir)
+    {
         let message = format!("target {:?} must not contain `..`", raw.target);
         let hint = "give a path under the agent user's HOME, or an absolute one";
         return Err(ctx.invalid(&target_segs, 1, message, Some(hint)));
@@ -257,7 +293,11 @@ fn file_spec(raw: RawFile, base: &[Seg], ctx: &Ctx) -> Result<FileSpec, ConfigEr
     })
 }
 
-fn smoke_spec(raw: RawSmokeSetting, base: &[Seg], ctx: &Ctx) -> Result<Option<SmokeSpec>, ConfigError> {
+fn smoke_spec(
+    raw: RawSmokeSetting,
+    base: &[Seg],
+    ctx: &Ctx,
+) -> Result<Option<SmokeSpec>, ConfigError> {
     let raw = match raw {
         RawSmokeSetting::Off => return Ok(None),
         RawSmokeSetting::Default => return Ok(Some(SmokeSpec::default())),
@@ -269,7 +309,9 @@ fn smoke_spec(raw: RawSmokeSetting, base: &[Seg], ctx: &Ctx) -> Result<Option<Sm
         max_turns: raw.max_turns.unwrap_or(default.max_turns),
         timeout: raw.timeout.map_or(default.timeout, |t| t.0),
     };
-    let fail = |field: &str, message: &str| ctx.invalid(&under(base, &[key(field)]), 1, message.to_owned(), None);
+    let fail = |field: &str, message: &str| {
+        ctx.invalid(&under(base, &[key(field)]), 1, message.to_owned(), None)
+    };
     if smoke.prompt.trim().is_empty() {
         return Err(fail("prompt", "prompt must not be empty"));
     }

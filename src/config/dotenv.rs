@@ -63,7 +63,9 @@ fn parse_value(value: &str) -> Result<String, String> {
             if rest.is_empty() || rest.starts_with('#') {
                 return Ok(out);
             }
-            return Err(format!("unexpected text after the closing {quote}: {rest:?}"));
+            return Err(format!(
+                "unexpected text after the closing {quote}: {rest:?}"
+            ));
         }
         if c == '\\' && quote == '"' {
             match chars.next().map(|(_, c)| c) {
@@ -106,7 +108,10 @@ mod tests {
                 message: "expected KEY=VALUE, found \"not a pair\"".into()
             })
         );
-        assert_eq!(parse("1X=2").unwrap_err().message, "invalid variable name \"1X\": use letters, digits and `_`, not starting with a digit");
+        assert_eq!(
+            parse("1X=2").unwrap_err().message,
+            "invalid variable name \"1X\": use letters, digits and `_`, not starting with a digit"
+        );
         assert_eq!(
             parse("\nA=\"open").unwrap_err(),
             DotEnvError {

@@ -133,8 +133,14 @@ pub(crate) fn interpolate(
                     chars[i..].iter().for_each(|&c| out.push(c));
                     break;
                 }
-                Quote::None if matches!(c, '"' | '\'') && (after_space || "[{,".contains(chars[i - 1])) => {
-                    quote = if c == '"' { Quote::Double } else { Quote::Single };
+                Quote::None
+                    if matches!(c, '"' | '\'') && (after_space || "[{,".contains(chars[i - 1])) =>
+                {
+                    quote = if c == '"' {
+                        Quote::Double
+                    } else {
+                        Quote::Single
+                    };
                 }
                 Quote::Double if c == '\\' && i + 1 < chars.len() => {
                     out.push(c);
@@ -175,7 +181,11 @@ pub(crate) fn interpolate(
 
 impl Ctx<'_> {
     /// Expands every `$` in `chars`, which starts at `origin` in the file.
-    fn expand_all(&mut self, chars: &[char], origin: (usize, usize)) -> Result<String, InterpError> {
+    fn expand_all(
+        &mut self,
+        chars: &[char],
+        origin: (usize, usize),
+    ) -> Result<String, InterpError> {
         let mut out = String::new();
         let mut i = 0;
         while i < chars.len() {
@@ -209,7 +219,10 @@ impl Ctx<'_> {
             Some('$') => Ok(("$".to_owned(), 2)),
             Some('{') => {
                 let close = matching_brace(chars, at + 2).ok_or_else(|| {
-                    fail("unterminated `${`: add the closing `}`, or write `$$` for a literal `$`".to_owned())
+                    fail(
+                        "unterminated `${`: add the closing `}`, or write `$$` for a literal `$`"
+                            .to_owned(),
+                    )
                 })?;
                 let inner = &chars[at + 2..close];
                 let name_len = inner
@@ -266,8 +279,12 @@ impl Ctx<'_> {
             }
             ":-" => non_empty,
             "-" => value,
-            ":+" => non_empty.map(|_| self.expand_all(arg, arg_origin)).transpose()?,
-            "+" => value.map(|_| self.expand_all(arg, arg_origin)).transpose()?,
+            ":+" => non_empty
+                .map(|_| self.expand_all(arg, arg_origin))
+                .transpose()?,
+            "+" => value
+                .map(|_| self.expand_all(arg, arg_origin))
+                .transpose()?,
             _ => {
                 let present = if op == ":?" { non_empty } else { value };
                 if present.is_none() {

@@ -209,7 +209,10 @@ agents:
         let files = [key("agents"), key("a"), key("files")];
         assert_eq!(locate(DOC, &files[..2], 1), Some((2, 3)));
         assert_eq!(locate(DOC, &files[..2], 2), Some((8, 3)));
-        assert_eq!(locate(DOC, &[key("agents"), key("a"), key("image")], 1), Some((3, 5)));
+        assert_eq!(
+            locate(DOC, &[key("agents"), key("a"), key("image")], 1),
+            Some((3, 5))
+        );
         let item = [files.to_vec(), vec![Seg::Index(1)]].concat();
         assert_eq!(locate(DOC, &item, 1), Some((6, 9)));
         let mode = [files.to_vec(), vec![Seg::Index(0), key("mode")]].concat();

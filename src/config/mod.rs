@@ -119,7 +119,10 @@ impl Default for SmokeSpec {
 /// it is what `CLAUNCH_PROJECT`, `HOME`, `CLAUDE_CONFIG_DIR` and `${VAR}`
 /// references read. Interpolation, `CLAUNCH_PROJECT` and bare `KEY` env
 /// entries fall back to the `.env` file beside the config, as in compose.
-pub fn load(opts: &LoadOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
+pub fn load(
+    opts: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
     let file = opts
         .file
         .clone()
@@ -143,12 +146,13 @@ pub fn load(opts: &LoadOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<
     let dotenv = read_dotenv(&file.with_file_name(".env"))?;
     let lookup = |name: &str| env(name).or_else(|| dotenv.get(name).cloned());
 
-    let interpolated = interpolate::interpolate(&text, &lookup).map_err(|err| ConfigError::Interpolation {
-        path: file.clone(),
-        line: err.line,
-        column: err.column,
-        message: err.message,
-    })?;
+    let interpolated =
+        interpolate::interpolate(&text, &lookup).map_err(|err| ConfigError::Interpolation {
+            path: file.clone(),
+            line: err.line,
+            column: err.column,
+            message: err.message,
+        })?;
     let warnings = interpolated
         .warnings
         .iter()

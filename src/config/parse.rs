@@ -40,7 +40,10 @@ pub(crate) fn parse(text: &str, file: &Path, map: &SourceMap) -> Result<RawConfi
             (format!("missing required key `{key}`"), at)
         } else if let Some(key) = quoted_after(&message, "duplicate field `") {
             segs.push(Seg::Key(key.clone()));
-            (format!("duplicate key `{key}`"), locate(text, &segs, 2).or(at))
+            (
+                format!("duplicate key `{key}`"),
+                locate(text, &segs, 2).or(at),
+            )
         } else if message == "EOF while parsing a value" {
             hint = Some("add an `agents:` map; `claunch init` writes an example".to_owned());
             ("the file is empty".to_owned(), Some((1, 1)))
@@ -146,9 +149,15 @@ mod tests {
     #[test]
     fn hints_the_closest_key_or_lists_them() {
         let valid = strings(&["image", "replicas", "working_dir"]);
-        assert_eq!(unknown_key_hint("replica", &valid), "did you mean `replicas`?");
+        assert_eq!(
+            unknown_key_hint("replica", &valid),
+            "did you mean `replicas`?"
+        );
         assert_eq!(unknown_key_hint("Image", &valid), "did you mean `image`?");
-        assert_eq!(unknown_key_hint("workingdir", &valid), "did you mean `working_dir`?");
+        assert_eq!(
+            unknown_key_hint("workingdir", &valid),
+            "did you mean `working_dir`?"
+        );
         assert_eq!(
             unknown_key_hint("colour", &valid),
             "valid keys are `image`, `replicas`, `working_dir`"
@@ -159,10 +168,17 @@ mod tests {
     fn strips_serde_yaml_decoration() {
         let segs = vec![Seg::Key("agents".into()), Seg::Key("a".into())];
         assert_eq!(
-            bare_message("agents.a: unknown field `x`, expected `y` at line 3 column 5", &segs, Some((3, 5))),
+            bare_message(
+                "agents.a: unknown field `x`, expected `y` at line 3 column 5",
+                &segs,
+                Some((3, 5))
+            ),
             "unknown field `x`, expected `y`"
         );
-        assert_eq!(backticked("unknown field `x`, expected `y` or `z`"), strings(&["x", "y", "z"]));
+        assert_eq!(
+            backticked("unknown field `x`, expected `y` or `z`"),
+            strings(&["x", "y", "z"])
+        );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -57,10 +57,14 @@ pub(crate) fn resolve(
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (raw, origin) = [(flag, Origin::Flag), (env, Origin::Env), (file, Origin::File)]
-        .into_iter()
-        .find_map(|(name, origin)| name.filter(|n| !n.trim().is_empty()).map(|n| (n, origin)))
-        .unwrap_or((dir_name.as_str(), Origin::Dir));
+    let (raw, origin) = [
+        (flag, Origin::Flag),
+        (env, Origin::Env),
+        (file, Origin::File),
+    ]
+    .into_iter()
+    .find_map(|(name, origin)| name.filter(|n| !n.trim().is_empty()).map(|n| (n, origin)))
+    .unwrap_or((dir_name.as_str(), Origin::Dir));
     let name = normalize(raw);
     if name.is_empty() {
         return Err(Empty {
@@ -102,13 +106,19 @@ mod tests {
         assert_eq!(no_flag, Ok(("env".into(), Origin::Env)));
         let blank_env = resolve(Some(""), Some(" "), Some("file"), dir);
         assert_eq!(blank_env, Ok(("file".into(), Origin::File)));
-        assert_eq!(resolve(None, None, None, dir), Ok(("somedir".into(), Origin::Dir)));
+        assert_eq!(
+            resolve(None, None, None, dir),
+            Ok(("somedir".into(), Origin::Dir))
+        );
     }
 
     #[test]
     fn empty_names_are_errors() {
         let err = resolve(None, None, None, Path::new("/tmp/___")).unwrap_err();
-        assert_eq!(err.message(), "the directory name \"___\" gives an empty project name");
+        assert_eq!(
+            err.message(),
+            "the directory name \"___\" gives an empty project name"
+        );
         assert_eq!(err.hint(), "set `project:` in the file or pass -p NAME");
         let err = resolve(Some("!!"), None, None, Path::new("/tmp/x")).unwrap_err();
         assert_eq!(

@@ -231,7 +231,9 @@ impl<'de, T, F: FnOnce(&str) -> Result<T, String>> Visitor<'de> for Text<F> {
 
 impl<'de> Deserialize<'de> for Mode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(Text("octal permissions like \"0644\"", |s: &str| parse_mode(s).map(Mode)))
+        d.deserialize_str(Text("octal permissions like \"0644\"", |s: &str| {
+            parse_mode(s).map(Mode)
+        }))
     }
 }
 

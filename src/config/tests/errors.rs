@@ -17,7 +17,7 @@ fn unknown_key_suggests_the_closest() {
     let yaml = one_agent("    files:\n      - {source: a, target: b, mod: \"0600\"}\n");
     assert_eq!(
         err_of(&yaml),
-        "claunch.yaml:5:34: agents.a.files[0].mod: unknown key `mod`\n  hint: did you mean `mode`?"
+        "claunch.yaml:5:32: agents.a.files[0].mod: unknown key `mod`\n  hint: did you mean `mode`?"
     );
     let yaml = one_agent("    smoke: {promt: hi}\n");
     assert_eq!(
@@ -57,7 +57,7 @@ fn wrong_types() {
     );
     assert_eq!(
         err_of(&one_agent("    env: {A: [1]}\n")),
-        "claunch.yaml:4:15: agents.a.env.A: invalid type: sequence, expected a string, number or boolean"
+        "claunch.yaml:4:14: agents.a.env.A: invalid type: sequence, expected a string, number or boolean"
     );
 }
 
@@ -83,10 +83,10 @@ fn bad_values() {
         ("    smoke: {max_turns: 0}\n", "claunch.yaml:4:13: agents.a.smoke.max_turns: max_turns must be at least 1"),
         ("    smoke: {timeout: 0s}\n", "claunch.yaml:4:13: agents.a.smoke.timeout: timeout must be more than 0"),
         ("    smoke: {timeout: soon}\n", "claunch.yaml:4:22: agents.a.smoke.timeout: invalid duration \"soon\": write it like `120s`, `2m`, `1h30m`, `500ms` or a number of seconds"),
-        ("    files: [{source: s, target: t, mode: \"0999\"}]\n", "claunch.yaml:4:43: agents.a.files[0].mode: invalid mode \"0999\": expected octal permissions like \"0644\""),
-        ("    files: [{source: s, target: t, mode: 17777}]\n", "claunch.yaml:4:43: agents.a.files[0].mode: invalid mode \"17777\": the largest mode is 07777"),
-        ("    files: [{source: s, target: ../x}]\n", "claunch.yaml:4:27: agents.a.files[0].target: target \"../x\" must not contain `..`\n  hint: give a path under the agent user's HOME, or an absolute one"),
-        ("    files: [{source: s, target: \"\"}]\n", "claunch.yaml:4:27: agents.a.files[0].target: target must not be empty"),
+        ("    files: [{source: s, target: t, mode: \"0999\"}]\n", "claunch.yaml:4:42: agents.a.files[0].mode: invalid mode \"0999\": expected octal permissions like \"0644\""),
+        ("    files: [{source: s, target: t, mode: 17777}]\n", "claunch.yaml:4:42: agents.a.files[0].mode: invalid mode \"17777\": the largest mode is 07777"),
+        ("    files: [{source: s, target: ../x}]\n", "claunch.yaml:4:25: agents.a.files[0].target: target \"../x\" must not contain `..`\n  hint: give a path under the agent user's HOME, or an absolute one"),
+        ("    files: [{source: s, target: \"\"}]\n", "claunch.yaml:4:25: agents.a.files[0].target: target must not be empty"),
         ("    env: {\"A=B\": 1}\n", "claunch.yaml:4:11: agents.a.env.A=B: variable name `A=B` contains `=`"),
         ("    env: [X=1, =2]\n", "claunch.yaml:4:16: agents.a.env[1]: empty variable name"),
     ];
@@ -131,7 +131,7 @@ fn no_agents() {
 fn yaml_syntax() {
     assert_eq!(
         err_of("agents:\n  a:\n    volumes: [x\n"),
-        "claunch.yaml:4:1: did not find expected ',' or ']', while parsing a flow sequence at line 3 column 12"
+        "claunch.yaml:4:1: agents.a.volumes: did not find expected ',' or ']', while parsing a flow sequence at line 3 column 14"
     );
 }
 

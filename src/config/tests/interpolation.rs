@@ -29,7 +29,10 @@ fn compose_forms() {
     let vars = [("A", "a"), ("E", "")];
     assert_eq!(text("${A} $A ${A}b $A-x", &vars), "a a ab a-x");
     assert_eq!(text("${E:-d} ${E-d} ${U:-d} ${U-d}", &vars), "d  d d");
-    assert_eq!(text("${A:+alt} ${E:+alt} ${E+alt} ${U+alt}", &vars), "alt  alt ");
+    assert_eq!(
+        text("${A:+alt} ${E:+alt} ${E+alt} ${U+alt}", &vars),
+        "alt  alt "
+    );
     assert_eq!(text("${U:-${A}} ${U:-${U2:-deep}}", &vars), "a deep");
     assert_eq!(text("cost: $$5 and $${A}", &vars), "cost: $5 and ${A}");
     assert_eq!(text("${A:?ok} ${E?ok}", &vars), "a ");
@@ -44,7 +47,8 @@ fn unset_variables_warn_once() {
 
 #[test]
 fn comments_are_left_alone() {
-    let yaml = "# ${NOPE:?x}\n  # $\na: $A # $ ${B:?}\nb: \"x # $A\" # $\nc: 'it''s # $A'\nd: x#$A\n";
+    let yaml =
+        "# ${NOPE:?x}\n  # $\na: $A # $ ${B:?}\nb: \"x # $A\" # $\nc: 'it''s # $A'\nd: x#$A\n";
     assert_eq!(
         text(yaml, &[("A", "v")]),
         "# ${NOPE:?x}\n  # $\na: v # $ ${B:?}\nb: \"x # v\" # $\nc: 'it''s # v'\nd: x#v\n"
@@ -55,30 +59,55 @@ fn comments_are_left_alone() {
 fn errors_point_at_the_dollar() {
     assert_eq!(
         error("a: 1\nb: ${X:?set X first}", &[]),
-        (2, 4, "required variable X is missing a value: set X first".into())
+        (
+            2,
+            4,
+            "required variable X is missing a value: set X first".into()
+        )
     );
     assert_eq!(
         error("b: ${X?}", &[("Y", "")]),
         (1, 4, "required variable X is missing a value".into())
     );
-    assert_eq!(error("b: ${X:?}", &[("X", "")]).2, "required variable X is missing a value");
+    assert_eq!(
+        error("b: ${X:?}", &[("X", "")]).2,
+        "required variable X is missing a value"
+    );
     assert_eq!(
         error("b: x ${OPEN", &[]),
-        (1, 6, "unterminated `${`: add the closing `}`, or write `$$` for a literal `$`".into())
+        (
+            1,
+            6,
+            "unterminated `${`: add the closing `}`, or write `$$` for a literal `$`".into()
+        )
     );
-    assert_eq!(error("b: ${1X}", &[]), (1, 4, "invalid variable name in `${1X}`".into()));
-    assert_eq!(error("b: ${}", &[]), (1, 4, "invalid variable name in `${}`".into()));
+    assert_eq!(
+        error("b: ${1X}", &[]),
+        (1, 4, "invalid variable name in `${1X}`".into())
+    );
+    assert_eq!(
+        error("b: ${}", &[]),
+        (1, 4, "invalid variable name in `${}`".into())
+    );
     assert_eq!(
         error("b: ${A B}", &[]),
         (1, 4, "invalid variable reference `${A B}`: after the name write `}`, `:-`, `-`, `:?`, `?`, `:+` or `+`".into())
     );
     assert_eq!(
         error("b: costs $5", &[]),
-        (1, 10, "invalid `$`: use `${NAME}` or `$NAME`, or write `$$` for a literal `$`".into())
+        (
+            1,
+            10,
+            "invalid `$`: use `${NAME}` or `$NAME`, or write `$$` for a literal `$`".into()
+        )
     );
     assert_eq!(
         error("b: ${U:-x ${Y:?inner}}", &[]),
-        (1, 11, "required variable Y is missing a value: inner".into())
+        (
+            1,
+            11,
+            "required variable Y is missing a value: inner".into()
+        )
     );
 }
 
@@ -109,7 +138,11 @@ fn positions_survive_substitution() {
     // The value is longer than the reference; the error must still point
     // at `replicas` as written in the file.
     let yaml = "agents:\n  a:\n    image: ${IMAGE}\n    user: ${U}\n    replicas: ${N}\n";
-    let fixture = Fixture::new(yaml).with_env(&[("IMAGE", "a-very-long-image-name:latest"), ("U", "u"), ("N", "many")]);
+    let fixture = Fixture::new(yaml).with_env(&[
+        ("IMAGE", "a-very-long-image-name:latest"),
+        ("U", "u"),
+        ("N", "many"),
+    ]);
     assert_eq!(
         fixture.err(),
         "claunch.yaml:5:15: agents.a.replicas: invalid type: string \"many\", expected u32"
@@ -126,7 +159,10 @@ fn positions_survive_substitution() {
 fn dotenv_fills_in_after_the_process_env() {
     let yaml = "agents:\n  a:\n    image: ${IMAGE}\n    user: ${WHO}\n    env: [FROM_DOTENV]\n";
     let fixture = Fixture::new(yaml).with_env(&[("WHO", "process")]);
-    fixture.write(".env", "# settings\nexport IMAGE='img:1'\nWHO=dotenv\n\nFROM_DOTENV=\"yes # really\"\n");
+    fixture.write(
+        ".env",
+        "# settings\nexport IMAGE='img:1'\nWHO=dotenv\n\nFROM_DOTENV=\"yes # really\"\n",
+    );
     let agent = fixture.ok().spec.agents[0].clone();
     assert_eq!(agent.image, "img:1");
     assert_eq!(agent.user.as_deref(), Some("process"));

@@ -57,7 +57,10 @@ fn loads_the_full_example() {
     assert_eq!(planner.command, Some(strings(&["python", "worker.py"])));
     assert_eq!(planner.entrypoint, Some(strings(&["/bin/sh", "-c"])));
     assert_eq!(planner.working_dir.as_deref(), Some("/work"));
-    assert_eq!(planner.env, BTreeMap::from([("LOG_LEVEL".into(), "info".into())]));
+    assert_eq!(
+        planner.env,
+        BTreeMap::from([("LOG_LEVEL".into(), "info".into())])
+    );
     assert_eq!(planner.network.as_deref(), Some("agents"));
     assert_eq!(planner.extra_hosts, strings(&["api.internal:10.0.0.5"]));
     assert_eq!(planner.volumes, strings(&["data:/data"]));
@@ -82,7 +85,14 @@ fn fills_in_defaults() {
     );
     let solo = &spec.agents[0];
     assert_eq!(solo.replicas, 1);
-    assert_eq!((solo.user.clone(), solo.command.clone(), solo.network.clone()), (None, None, None));
+    assert_eq!(
+        (
+            solo.user.clone(),
+            solo.command.clone(),
+            solo.network.clone()
+        ),
+        (None, None, None)
+    );
     assert!(solo.env.is_empty() && solo.files.is_empty() && solo.volumes.is_empty());
     let smoke = solo.smoke.clone().unwrap();
     assert_eq!((smoke.prompt.as_str(), smoke.max_turns), ("Say hello", 1));
@@ -106,17 +116,28 @@ fn env_as_map_and_as_list() {
     let map = "    env:\n      S: text\n      N: 3\n      F: 1.50\n      B: true\n      HOSTVAR:\n      GONE: ~\n";
     let fixture = Fixture::new(&one_agent(map)).with_env(&[("HOSTVAR", "from host")]);
     let env = fixture.ok().spec.agents[0].env.clone();
-    let expected = [("S", "text"), ("N", "3"), ("F", "1.50"), ("B", "true"), ("HOSTVAR", "from host")];
-    let expected: BTreeMap<String, String> =
-        expected.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    let expected = [
+        ("S", "text"),
+        ("N", "3"),
+        ("F", "1.50"),
+        ("B", "true"),
+        ("HOSTVAR", "from host"),
+    ];
+    let expected: BTreeMap<String, String> = expected
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
     assert_eq!(env, expected);
 
-    let list = "    env:\n      - A=1\n      - B=x=y\n      - EMPTY=\n      - HOSTVAR\n      - UNSET\n";
+    let list =
+        "    env:\n      - A=1\n      - B=x=y\n      - EMPTY=\n      - HOSTVAR\n      - UNSET\n";
     let fixture = Fixture::new(&one_agent(list)).with_env(&[("HOSTVAR", "h")]);
     let env = fixture.ok().spec.agents[0].env.clone();
     let expected = [("A", "1"), ("B", "x=y"), ("EMPTY", ""), ("HOSTVAR", "h")];
-    let expected: BTreeMap<String, String> =
-        expected.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    let expected: BTreeMap<String, String> = expected
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
     assert_eq!(env, expected);
 }
 
@@ -133,16 +154,26 @@ fn smoke_false_true_and_partial() {
         ..SmokeSpec::default()
     };
     assert_eq!(partial.spec.agents[0].smoke, Some(expected));
-    let prompt = Fixture::new(&one_agent("    smoke:\n      prompt: Ping\n      timeout: 1m30s\n")).ok();
+    let prompt = Fixture::new(&one_agent(
+        "    smoke:\n      prompt: Ping\n      timeout: 1m30s\n",
+    ))
+    .ok();
     let smoke = prompt.spec.agents[0].smoke.clone().unwrap();
-    assert_eq!((smoke.prompt.as_str(), smoke.timeout), ("Ping", Duration::from_secs(90)));
+    assert_eq!(
+        (smoke.prompt.as_str(), smoke.timeout),
+        ("Ping", Duration::from_secs(90))
+    );
 }
 
 #[test]
 fn modes_in_every_spelling() {
     let files = "    files:\n      - {source: a, target: a, mode: \"0644\"}\n      - {source: b, target: b, mode: \"644\"}\n      - {source: c, target: c, mode: 0755}\n      - {source: d, target: d, mode: 0o700}\n      - {source: e, target: /abs/e}\n";
     let fixture = Fixture::new(&one_agent(files));
-    let modes: Vec<u32> = fixture.ok().spec.agents[0].files.iter().map(|f| f.mode).collect();
+    let modes: Vec<u32> = fixture.ok().spec.agents[0]
+        .files
+        .iter()
+        .map(|f| f.mode)
+        .collect();
     assert_eq!(modes, [0o644, 0o644, 0o755, 0o700, 0o600]);
 }
 
@@ -152,8 +183,15 @@ fn paths_expand_home_and_anchor_at_the_config_dir() {
     let yaml = format!("credentials:\n  file: creds.json\n{}", one_agent(files));
     let fixture = Fixture::new(&yaml);
     let spec = fixture.ok().spec;
-    assert_eq!(spec.credentials, CredentialsSpec::File(fixture.dir.join("creds.json")));
-    let sources: Vec<PathBuf> = spec.agents[0].files.iter().map(|f| f.source.clone()).collect();
+    assert_eq!(
+        spec.credentials,
+        CredentialsSpec::File(fixture.dir.join("creds.json"))
+    );
+    let sources: Vec<PathBuf> = spec.agents[0]
+        .files
+        .iter()
+        .map(|f| f.source.clone())
+        .collect();
     let expected = [
         PathBuf::from("/home/me/x.json"),
         fixture.dir.join("rel/y.json"),
