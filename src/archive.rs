@@ -68,7 +68,11 @@ pub fn build(entries: &[Entry]) -> Zeroizing<Vec<u8>> {
             .append_data(&mut header, relative, data)
             .expect("writing a tar to memory cannot fail");
     }
-    Zeroizing::new(builder.into_inner().expect("writing a tar to memory cannot fail"))
+    Zeroizing::new(
+        builder
+            .into_inner()
+            .expect("writing a tar to memory cannot fail"),
+    )
 }
 
 fn now_secs() -> u64 {
@@ -145,7 +149,9 @@ pub fn first_regular_file(tar_bytes: &[u8], limit: usize) -> Result<Secret, Read
     };
     let kind = entry.header().entry_type();
     if kind != tar::EntryType::Regular && kind != tar::EntryType::Continuous {
-        return Err(ReadBackError::NotRegular(format!("{kind:?}").to_lowercase()));
+        return Err(ReadBackError::NotRegular(
+            format!("{kind:?}").to_lowercase(),
+        ));
     }
     let size = entry.header().size().unwrap_or(u64::MAX);
     if size > limit as u64 {
@@ -214,16 +220,26 @@ mod tests {
             contents: Secret::from("hello".to_string()),
         }]);
         assert_eq!(first_regular_file(&tar, 100).unwrap().expose(), b"hello");
-        assert!(matches!(first_regular_file(&tar, 3), Err(ReadBackError::TooLarge { .. })));
+        assert!(matches!(
+            first_regular_file(&tar, 3),
+            Err(ReadBackError::TooLarge { .. })
+        ));
 
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
-        b.append_link(&mut h, ".credentials.json", "/etc/shadow").unwrap();
+        b.append_link(&mut h, ".credentials.json", "/etc/shadow")
+            .unwrap();
         let link = b.into_inner().unwrap();
-        assert!(matches!(first_regular_file(&link, 100), Err(ReadBackError::NotRegular(_))));
-        assert!(matches!(first_regular_file(b"garbage", 100), Err(ReadBackError::Corrupt(_))));
+        assert!(matches!(
+            first_regular_file(&link, 100),
+            Err(ReadBackError::NotRegular(_))
+        ));
+        assert!(matches!(
+            first_regular_file(b"garbage", 100),
+            Err(ReadBackError::Corrupt(_))
+        ));
     }
 
     #[tokio::test]

@@ -29,9 +29,14 @@ pub struct GlobalArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// The project name [default: `project:` in the file, else the directory's name]
-    #[arg(short = 'p', long = "project-name", value_name = "NAME", env = "CLAUNCH_PROJECT")]
+    #[arg(
+        short = 'p',
+        long = "project-name",
+        value_name = "NAME",
+        env = "CLAUNCH_PROJECT"
+    )]
     pub project_name: Option<String>,
-    /// The Docker engine, e.g. unix:///var/run/docker.sock or tcp://host:2376 [default: $DOCKER_HOST]
+    /// The Docker engine, e.g. `unix:///var/run/docker.sock` or `tcp://host:2376` [default: `$DOCKER_HOST`]
     #[arg(short = 'H', long = "host", value_name = "HOST")]
     pub host: Option<String>,
 }
@@ -39,10 +44,14 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create, deliver credentials to, start and smoke-test the fleet
-    #[command(after_help = "Examples:\n  claunch up\n  claunch up planner --scale planner=4\n  claunch up --no-smoke --json")]
+    #[command(
+        after_help = "Examples:\n  claunch up\n  claunch up planner --scale planner=4\n  claunch up --no-smoke --json"
+    )]
     Up(UpArgs),
     /// Run a prompt with claude in one agent or a whole fleet, streaming the answer
-    #[command(after_help = "Examples:\n  claunch exec planner-1 \"Say hello\"\n  claunch exec planner \"Summarize TODO.md\" --output-format stream-json\n  echo \"Say hello\" | claunch exec --all -\n  claunch exec planner-1 \"Fix the tests\" -- --model sonnet")]
+    #[command(
+        after_help = "Examples:\n  claunch exec planner-1 \"Say hello\"\n  claunch exec planner \"Summarize TODO.md\" --output-format stream-json\n  echo \"Say hello\" | claunch exec --all -\n  claunch exec planner-1 \"Fix the tests\" -- --model sonnet"
+    )]
     Exec(ExecArgs),
     /// List the project's containers with their state and credentials expiry
     #[command(after_help = "Examples:\n  claunch ps\n  claunch ps --json")]
@@ -60,7 +69,9 @@ pub enum Command {
     #[command(subcommand)]
     Image(ImageCommand),
     /// Print shell completions
-    #[command(after_help = "Examples:\n  claunch completions bash > /etc/bash_completion.d/claunch\n  claunch completions zsh > \"${fpath[1]}/_claunch\"")]
+    #[command(
+        after_help = "Examples:\n  claunch completions bash > /etc/bash_completion.d/claunch\n  claunch completions zsh > \"${fpath[1]}/_claunch\""
+    )]
     Completions {
         #[arg(value_enum)]
         shell: Shell,
@@ -123,7 +134,9 @@ pub struct ExecArgs {
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Build an image holding `claude`, from scratch or on top of one of yours (no registry, no Dockerfile)
-    #[command(after_help = "Examples:\n  claunch image build\n  claunch image build --claude ~/.local/bin/claude --tag agents/claude:dev\n  claunch image build --base my-worker:latest")]
+    #[command(
+        after_help = "Examples:\n  claunch image build\n  claunch image build --claude ~/.local/bin/claude --tag agents/claude:dev\n  claunch image build --base my-worker:latest"
+    )]
     Build(ImageBuildArgs),
 }
 

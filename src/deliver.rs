@@ -196,7 +196,12 @@ mod tests {
         let dirs = dirs_to_check(&agent(), &["a/b/c.json".into(), "/etc/abs.json".into()]);
         assert_eq!(
             dirs,
-            ["/home/agent", "/home/agent/a", "/home/agent/.claude", "/home/agent/a/b"]
+            [
+                "/home/agent",
+                "/home/agent/.claude",
+                "/home/agent/a",
+                "/home/agent/a/b"
+            ]
         );
     }
 
@@ -208,8 +213,12 @@ mod tests {
         };
         let creds = Secret::from("{}".to_string());
         let e = entries(&layout, Some(&creds), &[]);
-        assert!(matches!(&e[0], Entry::Dir { path, uid: 1000, mode: 0o700, .. } if path == "/home/agent/.claude"));
-        assert!(matches!(&e[1], Entry::File { path, mode: 0o600, .. } if path == "/home/agent/.claude/.credentials.json"));
+        assert!(
+            matches!(&e[0], Entry::Dir { path, uid: 1000, mode: 0o700, .. } if path == "/home/agent/.claude")
+        );
+        assert!(
+            matches!(&e[1], Entry::File { path, mode: 0o600, .. } if path == "/home/agent/.claude/.credentials.json")
+        );
         let layout = Layout {
             identity: agent(),
             missing_dirs: BTreeSet::new(),

@@ -11,9 +11,10 @@ use bollard::models::{
     VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    BuildImageOptions, ContainerArchiveInfoOptions, CreateContainerOptions, DownloadFromContainerOptions,
-    EventsOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
+    BuildImageOptions, ContainerArchiveInfoOptions, CreateContainerOptions,
+    DownloadFromContainerOptions, EventsOptions, ListContainersOptions, ListNetworksOptions,
+    ListVolumesOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -179,7 +180,8 @@ impl Engine {
             endpoint: endpoint.clone(),
             detail,
         };
-        let docker = Docker::connect_with_host(&endpoint).map_err(|e| unreachable(e.to_string()))?;
+        let docker =
+            Docker::connect_with_host(&endpoint).map_err(|e| unreachable(e.to_string()))?;
         let docker = tokio::time::timeout(Duration::from_secs(30), docker.negotiate_version())
             .await
             .map_err(|_| unreachable("no answer within 30s".into()))?
@@ -311,7 +313,11 @@ impl Engine {
         let options = ContainerArchiveInfoOptions {
             path: path.to_string(),
         };
-        match self.docker.get_container_archive_info(id, Some(options)).await {
+        match self
+            .docker
+            .get_container_archive_info(id, Some(options))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) => match EngineError::from_bollard("stat", &format!("{id}:{path}"), e) {
                 e if e.is_not_found() => Ok(false),
@@ -362,7 +368,11 @@ impl Engine {
                     Some(Ok(Output::Stderr(message)))
                 }
                 Ok(_) => None,
-                Err(e) => Some(Err(EngineError::from_bollard("read exec output of", &object, e))),
+                Err(e) => Some(Err(EngineError::from_bollard(
+                    "read exec output of",
+                    &object,
+                    e,
+                ))),
             };
             futures::future::ready(mapped)
         });

@@ -55,18 +55,22 @@ pub fn config_hash(agent: &AgentSpec, image_id: &str) -> String {
         })).collect::<Vec<_>>(),
     });
     h.update(shape.to_string().as_bytes());
-    let digest = h.finalize();
-    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize()[..12])
 }
 
 fn file_digest(path: &Path) -> String {
     std::fs::read(path).map_or_else(
         |_| "missing".to_string(),
-        |bytes| {
-            let digest = Sha256::digest(bytes);
-            digest[..12].iter().map(|b| format!("{b:02x}")).collect()
-        },
+        |bytes| hex(&Sha256::digest(bytes)[..12]),
     )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// A `volumes:` entry as the engine takes it: named volumes get the project's prefix,
@@ -93,7 +97,12 @@ pub fn bind(project: &str, base: &Path, volume: &str) -> (String, Option<String>
 }
 
 /// The engine configuration of one replica.
-pub fn container_config(spec: &Spec, agent: &AgentSpec, replica: u32, hash: &str) -> ContainerConfig {
+pub fn container_config(
+    spec: &Spec,
+    agent: &AgentSpec,
+    replica: u32,
+    hash: &str,
+) -> ContainerConfig {
     let base = spec.file.parent().unwrap_or_else(|| Path::new("."));
     let labels = HashMap::from([
         (label::PROJECT.to_string(), spec.project.clone()),
@@ -116,7 +125,10 @@ pub fn container_config(spec: &Spec, agent: &AgentSpec, replica: u32, hash: &str
             .map(|v| bind(&spec.project, base, v).0)
             .collect(),
         network: network_name(&spec.project, agent),
-        aliases: vec![agent.name.clone(), container_name(&spec.project, &agent.name, replica)],
+        aliases: vec![
+            agent.name.clone(),
+            container_name(&spec.project, &agent.name, replica),
+        ],
     }
 }
 
@@ -127,14 +139,23 @@ mod tests {
     #[test]
     fn binds_follow_compose() {
         let base = Path::new("/srv/app");
-        assert_eq!(bind("p", base, "data:/data"), ("p_data:/data".into(), Some("p_data".into())));
-        assert_eq!(bind("p", base, "./work:/work:ro").0, "/srv/app/./work:/work:ro");
+        assert_eq!(
+            bind("p", base, "data:/data"),
+            ("p_data:/data".into(), Some("p_data".into()))
+        );
+        assert_eq!(
+            bind("p", base, "./work:/work:ro").0,
+            "/srv/app/./work:/work:ro"
+        );
         assert_eq!(bind("p", base, "/abs:/x").0, "/abs:/x");
         assert_eq!(bind("p", base, "/anon").0, "/anon");
     }
 
     #[test]
     fn names_are_compose_like() {
-        assert_eq!(container_name("research", "planner", 2), "research-planner-2");
+        assert_eq!(
+            container_name("research", "planner", 2),
+            "research-planner-2"
+        );
     }
 }

@@ -96,17 +96,19 @@ pub fn resolve(
                 })?,
         ),
     };
-    let uid = entry.as_ref().map_or_else(|| user_part.parse().unwrap_or(0), |e| e.uid);
+    let uid = entry
+        .as_ref()
+        .map_or_else(|| user_part.parse().unwrap_or(0), |e| e.uid);
     // Without a passwd entry the engine runs a numeric user with gid 0 and HOME=/.
     let mut gid = entry.as_ref().map_or(0, |e| e.gid);
     if let Some(g) = group_part {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => group_gid(group.unwrap_or(""), g).ok_or_else(|| {
-                IdentityError::UnknownGroup {
+            Err(_) => {
+                group_gid(group.unwrap_or(""), g).ok_or_else(|| IdentityError::UnknownGroup {
                     group: g.to_string(),
-                }
-            })?,
+                })?
+            }
         };
     }
     let env_value = |key: &str| {
@@ -117,7 +119,12 @@ pub fn resolve(
             .map(str::to_string)
     };
     let home = env_value("HOME")
-        .or_else(|| entry.as_ref().map(|e| e.home.to_string()).filter(|h| !h.is_empty()))
+        .or_else(|| {
+            entry
+                .as_ref()
+                .map(|e| e.home.to_string())
+                .filter(|h| !h.is_empty())
+        })
         .unwrap_or_else(|| "/".to_string());
     let config_dir = env_value("CLAUDE_CONFIG_DIR")
         .map_or_else(|| join(&home, ".claude"), |dir| absolute(&home, &dir));
@@ -139,7 +146,11 @@ fn absolute(home: &str, path: &str) -> String {
 
 /// Joins two container paths with exactly one slash.
 pub fn join(dir: &str, name: &str) -> String {
-    format!("{}/{}", dir.trim_end_matches('/'), name.trim_start_matches('/'))
+    format!(
+        "{}/{}",
+        dir.trim_end_matches('/'),
+        name.trim_start_matches('/')
+    )
 }
 
 #[cfg(test)]
@@ -163,7 +174,10 @@ mod tests {
     #[test]
     fn a_named_user_takes_uid_gid_and_home_from_passwd() {
         let id = resolve(Some("agent"), &[], Some(PASSWD), Some(GROUP)).unwrap();
-        assert_eq!((id.uid, id.gid, id.home.as_str()), (1000, 1000, "/home/agent"));
+        assert_eq!(
+            (id.uid, id.gid, id.home.as_str()),
+            (1000, 1000, "/home/agent")
+        );
         let id = resolve(Some("1000:staff"), &[], Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((id.uid, id.gid), (1000, 50));
     }
@@ -188,7 +202,10 @@ mod tests {
         .unwrap();
         assert_eq!(id.home, "/data");
         assert_eq!(id.credentials_path(), "/cfg/claude/.credentials.json");
-        assert_eq!(id.resolve_target(".claude/mcp.json"), "/data/.claude/mcp.json");
+        assert_eq!(
+            id.resolve_target(".claude/mcp.json"),
+            "/data/.claude/mcp.json"
+        );
         assert_eq!(id.resolve_target("/etc/x"), "/etc/x");
     }
 
@@ -196,7 +213,9 @@ mod tests {
     fn unknown_names_are_errors_with_a_hint() {
         assert_eq!(
             resolve(Some("ghost"), &[], Some(PASSWD), None),
-            Err(IdentityError::UnknownUser { user: "ghost".into() })
+            Err(IdentityError::UnknownUser {
+                user: "ghost".into()
+            })
         );
         assert!(matches!(
             resolve(Some("agent:nogroup"), &[], Some(PASSWD), Some(GROUP)),

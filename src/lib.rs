@@ -54,7 +54,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let timeout = a
                 .timeout
                 .as_deref()
-                .map(|t| config::parse_duration(t).map_err(|e| anyhow::anyhow!("--timeout {t}: {e}")))
+                .map(|t| {
+                    config::parse_duration(t).map_err(|e| anyhow::anyhow!("--timeout {t}: {e}"))
+                })
                 .transpose()?;
             let output_format = match a.output_format {
                 OutputFormat::Text => "text",
@@ -81,11 +83,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             commands::image::build(&global, options, report::pick(false)).await
         }
         Command::Ps(a) => commands::ps::run(&global, a.json).await,
-        Command::Logs(a) => commands::logs::run(&global, a.target.as_deref(), a.follow, a.tail).await,
+        Command::Logs(a) => {
+            commands::logs::run(&global, a.target.as_deref(), a.follow, a.tail).await
+        }
         Command::Down(a) => commands::down::run(&global, a.volumes, report::pick(false)).await,
         Command::Init(a) => {
             let dir = match &global.file {
-                Some(f) => f.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+                Some(f) => f
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default(),
                 None => std::env::current_dir()?,
             };
             commands::init::run(&dir, a.force)
@@ -96,7 +103,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 cli::Shell::Zsh => clap_complete::Shell::Zsh,
                 cli::Shell::Fish => clap_complete::Shell::Fish,
             };
-            clap_complete::generate(shell, &mut Cli::command(), "claunch", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "claunch",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
     }

@@ -25,13 +25,29 @@ pub struct Desired {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Create { agent: String, replica: u32 },
+    Create {
+        agent: String,
+        replica: u32,
+    },
     /// The config changed (or `--force-recreate`): replace the container.
-    Recreate { agent: String, replica: u32, old: Observed },
+    Recreate {
+        agent: String,
+        replica: u32,
+        old: Observed,
+    },
     /// Up to date but stopped: deliver fresh credentials and start it again.
-    Start { agent: String, replica: u32, existing: Observed },
-    Keep { existing: Observed },
-    Remove { existing: Observed, reason: RemoveReason },
+    Start {
+        agent: String,
+        replica: u32,
+        existing: Observed,
+    },
+    Keep {
+        existing: Observed,
+    },
+    Remove {
+        existing: Observed,
+        reason: RemoveReason,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +85,13 @@ pub fn plan(
     for want in desired {
         let mut have = by_agent.remove(want.agent.as_str()).unwrap_or_default();
         // Prefer the container to keep: matching config, then running, then by name.
-        have.sort_by_key(|o| (o.config_hash != want.config_hash, !o.running, o.name.clone()));
+        have.sort_by_key(|o| {
+            (
+                o.config_hash != want.config_hash,
+                !o.running,
+                o.name.clone(),
+            )
+        });
         let mut slots: BTreeMap<u32, &Observed> = BTreeMap::new();
         for o in have {
             match o.replica {
@@ -90,17 +112,21 @@ pub fn plan(
             let agent = want.agent.clone();
             out.actions.push(match slots.remove(&replica) {
                 None => Action::Create { agent, replica },
-                Some(o) if force_recreate || o.config_hash != want.config_hash => Action::Recreate {
-                    agent,
-                    replica,
-                    old: o.clone(),
-                },
+                Some(o) if force_recreate || o.config_hash != want.config_hash => {
+                    Action::Recreate {
+                        agent,
+                        replica,
+                        old: o.clone(),
+                    }
+                }
                 Some(o) if !o.running => Action::Start {
                     agent,
                     replica,
                     existing: o.clone(),
                 },
-                Some(o) => Action::Keep { existing: o.clone() },
+                Some(o) => Action::Keep {
+                    existing: o.clone(),
+                },
             });
         }
     }
@@ -122,7 +148,9 @@ pub fn plan(
 impl Plan {
     /// True when nothing would change.
     pub fn is_noop(&self) -> bool {
-        self.actions.iter().all(|a| matches!(a, Action::Keep { .. }))
+        self.actions
+            .iter()
+            .all(|a| matches!(a, Action::Keep { .. }))
     }
 }
 
@@ -157,38 +185,78 @@ mod tests {
                 Action::Recreate { agent, replica, .. } => format!("recreate {agent}-{replica}"),
                 Action::Start { agent, replica, .. } => format!("start {agent}-{replica}"),
                 Action::Keep { existing } => format!("keep {}", existing.name),
-                Action::Remove { existing, reason } => format!("remove {} {reason:?}", existing.name),
+                Action::Remove { existing, reason } => {
+                    format!("remove {} {reason:?}", existing.name)
+                }
             })
             .collect()
     }
 
     #[test]
     fn an_empty_engine_creates_every_replica() {
-        let p = plan(&[want("a", 2, "h"), want("b", 1, "h")], &[], false, false, false);
+        let p = plan(
+            &[want("a", 2, "h"), want("b", 1, "h")],
+            &[],
+            false,
+            false,
+            false,
+        );
         assert_eq!(kinds(&p), ["create a-1", "create a-2", "create b-1"]);
     }
 
     #[test]
     fn a_matching_running_fleet_is_a_noop() {
-        let p = plan(&[want("a", 2, "h")], &[obs("a", 1, "h", true), obs("a", 2, "h", true)], false, false, false);
+        let p = plan(
+            &[want("a", 2, "h")],
+            &[obs("a", 1, "h", true), obs("a", 2, "h", true)],
+            false,
+            false,
+            false,
+        );
         assert!(p.is_noop());
         assert_eq!(kinds(&p), ["keep p-a-1", "keep p-a-2"]);
     }
 
     #[test]
     fn scaling_down_removes_the_highest_replicas_and_up_adds() {
-        let have = [obs("a", 1, "h", true), obs("a", 2, "h", true), obs("a", 3, "h", true)];
+        let have = [
+            obs("a", 1, "h", true),
+            obs("a", 2, "h", true),
+            obs("a", 3, "h", true),
+        ];
         let p = plan(&[want("a", 1, "h")], &have, false, false, false);
-        assert_eq!(kinds(&p), ["remove p-a-2 ScaledDown", "remove p-a-3 ScaledDown", "keep p-a-1"]);
+        assert_eq!(
+            kinds(&p),
+            [
+                "remove p-a-2 ScaledDown",
+                "remove p-a-3 ScaledDown",
+                "keep p-a-1"
+            ]
+        );
         let p = plan(&[want("a", 4, "h")], &have, false, false, false);
-        assert_eq!(kinds(&p), ["keep p-a-1", "keep p-a-2", "keep p-a-3", "create a-4"]);
+        assert_eq!(
+            kinds(&p),
+            ["keep p-a-1", "keep p-a-2", "keep p-a-3", "create a-4"]
+        );
     }
 
     #[test]
     fn a_changed_hash_or_force_recreates_and_a_stopped_one_starts() {
-        let p = plan(&[want("a", 2, "new")], &[obs("a", 1, "old", true), obs("a", 2, "new", false)], false, false, false);
+        let p = plan(
+            &[want("a", 2, "new")],
+            &[obs("a", 1, "old", true), obs("a", 2, "new", false)],
+            false,
+            false,
+            false,
+        );
         assert_eq!(kinds(&p), ["recreate a-1", "start a-2"]);
-        let p = plan(&[want("a", 1, "h")], &[obs("a", 1, "h", true)], true, false, false);
+        let p = plan(
+            &[want("a", 1, "h")],
+            &[obs("a", 1, "h", true)],
+            true,
+            false,
+            false,
+        );
         assert_eq!(kinds(&p), ["recreate a-1"]);
     }
 
@@ -196,7 +264,13 @@ mod tests {
     fn duplicates_keep_the_matching_running_one() {
         let mut stale = obs("a", 1, "old", false);
         stale.name = "p-a-1-stale".into();
-        let p = plan(&[want("a", 1, "h")], &[stale, obs("a", 1, "h", true)], false, false, false);
+        let p = plan(
+            &[want("a", 1, "h")],
+            &[stale, obs("a", 1, "h", true)],
+            false,
+            false,
+            false,
+        );
         assert_eq!(kinds(&p), ["remove p-a-1-stale Duplicate", "keep p-a-1"]);
     }
 

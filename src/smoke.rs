@@ -14,8 +14,13 @@ pub enum Verdict {
     NotLoggedIn,
     /// The API answered 401, or a refresh failed: the token is expired or revoked.
     TokenRejected,
-    TimedOut { secs: u64 },
-    Failed { exit_code: i64, last_lines: Vec<String> },
+    TimedOut {
+        secs: u64,
+    },
+    Failed {
+        exit_code: i64,
+        last_lines: Vec<String>,
+    },
 }
 
 impl Verdict {
@@ -28,8 +33,13 @@ impl Verdict {
         match self {
             Self::Passed => "passed".into(),
             Self::ClaudeMissing => "`claude` is not in the image".into(),
-            Self::NotLoggedIn => "claude is not logged in (credentials file missing, unreadable or not accepted)".into(),
-            Self::TokenRejected => "the OAuth token was rejected or expired and could not be refreshed".into(),
+            Self::NotLoggedIn => {
+                "claude is not logged in (credentials file missing, unreadable or not accepted)"
+                    .into()
+            }
+            Self::TokenRejected => {
+                "the OAuth token was rejected or expired and could not be refreshed".into()
+            }
             Self::TimedOut { secs } => format!("no answer within {secs}s"),
             Self::Failed { exit_code, .. } => format!("claude exited with code {exit_code}"),
         }
@@ -97,13 +107,19 @@ mod tests {
             classify(126, "OCI runtime exec failed: exec failed: unable to start container process: exec: \"claude\": executable file not found in $PATH: unknown"),
             Verdict::ClaudeMissing
         );
-        assert_eq!(classify(1, "Not logged in · Please run /login\n"), Verdict::NotLoggedIn);
+        assert_eq!(
+            classify(1, "Not logged in · Please run /login\n"),
+            Verdict::NotLoggedIn
+        );
         assert_eq!(
             classify(1, "Failed to authenticate. API Error: 401 OAuth token has expired. Please obtain a new token or refresh your existing token."),
             Verdict::TokenRejected
         );
         assert_eq!(
-            classify(1, "Failed to authenticate: OAuth session expired and could not be refreshed"),
+            classify(
+                1,
+                "Failed to authenticate: OAuth session expired and could not be refreshed"
+            ),
             Verdict::TokenRejected
         );
         assert_eq!(
@@ -117,7 +133,12 @@ mod tests {
 
     #[test]
     fn every_failure_has_a_hint() {
-        for v in [Verdict::ClaudeMissing, Verdict::NotLoggedIn, Verdict::TokenRejected, Verdict::TimedOut { secs: 1 }] {
+        for v in [
+            Verdict::ClaudeMissing,
+            Verdict::NotLoggedIn,
+            Verdict::TokenRejected,
+            Verdict::TimedOut { secs: 1 },
+        ] {
             assert!(v.hint().is_some(), "{v:?}");
         }
     }

@@ -7,7 +7,9 @@ use predicates::prelude::*;
 use support::{image, Image, Project};
 
 fn yaml(image: &str, user: Option<&str>, replicas: u32) -> String {
-    let user = user.map(|u| format!("    user: \"{u}\"\n")).unwrap_or_default();
+    let user = user
+        .map(|u| format!("    user: \"{u}\"\n"))
+        .unwrap_or_default();
     format!(
         "project: {{project}}\ncredentials:\n  file: {{creds}}\nagents:\n  agent:\n    image: {image}\n    replicas: {replicas}\n{user}"
     )
@@ -33,25 +35,52 @@ fn credentials_land_for_root_named_and_numeric_users_before_the_command_starts()
     p.claunch().arg("up").assert().success();
     let pre = &p.name;
     assert_eq!(
-        inspect_credentials(&p, &format!("{pre}-root-1"), "/root/.claude/.credentials.json"),
+        inspect_credentials(
+            &p,
+            &format!("{pre}-root-1"),
+            "/root/.claude/.credentials.json"
+        ),
         ("0:0 600".into(), "readable".into())
     );
     assert_eq!(
-        inspect_credentials(&p, &format!("{pre}-named-1"), "/home/agent/.claude/.credentials.json"),
+        inspect_credentials(
+            &p,
+            &format!("{pre}-named-1"),
+            "/home/agent/.claude/.credentials.json"
+        ),
         ("1000:1000 600".into(), "readable".into())
     );
     assert_eq!(
-        inspect_credentials(&p, &format!("{pre}-explicit-1"), "/home/agent/.claude/.credentials.json"),
+        inspect_credentials(
+            &p,
+            &format!("{pre}-explicit-1"),
+            "/home/agent/.claude/.credentials.json"
+        ),
         ("1000:1000 600".into(), "readable".into())
     );
     // A uid with no passwd entry runs with HOME=/ and gid 0, as the engine does.
     assert_eq!(
-        inspect_credentials(&p, &format!("{pre}-numeric-1"), "/.claude/.credentials.json"),
+        inspect_credentials(
+            &p,
+            &format!("{pre}-numeric-1"),
+            "/.claude/.credentials.json"
+        ),
         ("4242:0 600".into(), "readable".into())
     );
     // A .claude that claunch made is the user's, 0700.
-    assert_eq!(p.sh(&format!("{pre}-named-1"), "stat -c '%u:%g %a' /home/agent/.claude").trim(), "1000:1000 700");
-    assert_eq!(p.sh(&format!("{pre}-numeric-1"), "stat -c '%u:%g %a' /.claude").trim(), "4242:0 700");
+    assert_eq!(
+        p.sh(
+            &format!("{pre}-named-1"),
+            "stat -c '%u:%g %a' /home/agent/.claude"
+        )
+        .trim(),
+        "1000:1000 700"
+    );
+    assert_eq!(
+        p.sh(&format!("{pre}-numeric-1"), "stat -c '%u:%g %a' /.claude")
+            .trim(),
+        "4242:0 700"
+    );
 }
 
 #[test]
@@ -67,15 +96,29 @@ fn a_second_up_changes_nothing_and_scale_adds_and_removes() {
     let out = String::from_utf8_lossy(&again.get_output().stdout).into_owned();
     assert!(out.contains("0 changed, 2 up to date, 0 failed"), "{out}");
     assert!(!out.contains("smoke test |"), "no smoke test re-run: {out}");
-    assert_eq!(p.containers(), first, "a no-op up keeps the same containers");
+    assert_eq!(
+        p.containers(),
+        first,
+        "a no-op up keeps the same containers"
+    );
 
-    p.claunch().args(["up", "--scale", "agent=3"]).assert().success();
+    p.claunch()
+        .args(["up", "--scale", "agent=3"])
+        .assert()
+        .success();
     let names: Vec<String> = p.containers().into_iter().map(|c| c.0).collect();
     assert_eq!(names, [1, 2, 3].map(|n| format!("{}-agent-{n}", p.name)));
 
-    p.claunch().args(["up", "--scale", "agent=1"]).assert().success();
+    p.claunch()
+        .args(["up", "--scale", "agent=1"])
+        .assert()
+        .success();
     let now = p.containers();
-    assert_eq!(now, first[..1].to_vec(), "scaling down keeps replica 1 untouched");
+    assert_eq!(
+        now,
+        first[..1].to_vec(),
+        "scaling down keeps replica 1 untouched"
+    );
 }
 
 #[test]
@@ -85,8 +128,15 @@ fn a_config_change_recreates_the_container() {
     p.write_config(&yaml(&image(Image::Root), None, 1));
     p.claunch().arg("up").assert().success();
     let before = p.containers();
-    p.write_config(&format!("{}    env:\n      LOG_LEVEL: debug\n", yaml(&image(Image::Root), None, 1)));
-    p.claunch().arg("up").assert().success().stdout(predicate::str::contains("1 changed"));
+    p.write_config(&format!(
+        "{}    env:\n      LOG_LEVEL: debug\n",
+        yaml(&image(Image::Root), None, 1)
+    ));
+    p.claunch()
+        .arg("up")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 changed"));
     let after = p.containers();
     assert_eq!(after.len(), 1);
     assert_ne!(after[0].1, before[0].1, "a new container");
@@ -106,12 +156,23 @@ fn smoke_failures_are_told_apart_with_their_fix() {
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(stdout.contains("`claude` is not in the image"), "{stdout}");
     assert!(stdout.contains("claunch image build"), "{stdout}");
-    assert!(stdout.contains(&format!("{}-agent-1 | done: smoke test passed", p.name)), "the other agent is unaffected: {stdout}");
+    assert!(
+        stdout.contains(&format!("{}-agent-1 | done: smoke test passed", p.name)),
+        "the other agent is unaffected: {stdout}"
+    );
 
     // A rejected token: the real CLI's 401 message.
     let (_, refresh) = p.login();
-    p.write_credentials(&support::login_json("sk-ant-oat01-REJECTED", &refresh, support::now_ms() + 3_600_000));
-    let out = p.claunch().args(["up", "agent", "--force-recreate"]).assert().failure();
+    p.write_credentials(&support::login_json(
+        "sk-ant-oat01-REJECTED",
+        &refresh,
+        support::now_ms() + 3_600_000,
+    ));
+    let out = p
+        .claunch()
+        .args(["up", "agent", "--force-recreate"])
+        .assert()
+        .failure();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(stdout.contains("rejected or expired"), "{stdout}");
     assert!(stdout.contains("claude login"), "{stdout}");

@@ -25,11 +25,22 @@ pub async fn run(global: &Global, volumes: bool, r: Arc<dyn Reporter>) -> anyhow
                 r.step(&m.name, Step::Remove);
                 match engine.remove_container(&m.id).await {
                     Ok(()) => {
-                        r.finished(&m.name, &Outcome::Done { detail: "removed".into() });
+                        r.finished(
+                            &m.name,
+                            &Outcome::Done {
+                                detail: "removed".into(),
+                            },
+                        );
                         true
                     }
                     Err(e) => {
-                        r.finished(&m.name, &Outcome::Failed { message: e.to_string(), hint: None });
+                        r.finished(
+                            &m.name,
+                            &Outcome::Failed {
+                                message: e.to_string(),
+                                hint: None,
+                            },
+                        );
                         false
                     }
                 }
@@ -60,6 +71,9 @@ pub async fn run(global: &Global, volumes: bool, r: Arc<dyn Reporter>) -> anyhow
             }
         }
     }
-    r.info(&format!("{project}: {} containers removed", results.iter().filter(|b| **b).count()));
+    r.info(&format!(
+        "{project}: {} containers removed",
+        results.iter().filter(|b| **b).count()
+    ));
     Ok(i32::from(!ok))
 }

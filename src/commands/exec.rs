@@ -51,7 +51,10 @@ pub async fn run(global: &Global, o: ExecOptions) -> anyhow::Result<i32> {
     let all = members(&engine, &project).await?;
     let targets: Vec<Member> = match &o.target {
         None => all.iter().filter(|m| m.running()).cloned().collect(),
-        Some(t) => super::select(&project, &all, t)?.into_iter().cloned().collect(),
+        Some(t) => super::select(&project, &all, t)?
+            .into_iter()
+            .cloned()
+            .collect(),
     };
     if targets.is_empty() {
         bail!("project `{project}` has no running containers\n  hint: run `claunch up` first");

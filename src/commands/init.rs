@@ -36,7 +36,8 @@ pub fn run(dir: &Path, force: bool) -> anyhow::Result<i32> {
             text.push_str(entry);
             text.push('\n');
         }
-        std::fs::write(&gitignore, text).with_context(|| format!("writing {}", gitignore.display()))?;
+        std::fs::write(&gitignore, text)
+            .with_context(|| format!("writing {}", gitignore.display()))?;
         println!("added {} to {}", missing.join(", "), gitignore.display());
     }
     println!("next: edit claunch.yaml, then `claunch up`");

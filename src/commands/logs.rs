@@ -6,21 +6,32 @@ use super::{members, Global};
 use crate::engine::Output;
 use crate::run::Lines;
 
-pub async fn run(global: &Global, target: Option<&str>, follow: bool, tail: Option<u64>) -> anyhow::Result<i32> {
+pub async fn run(
+    global: &Global,
+    target: Option<&str>,
+    follow: bool,
+    tail: Option<u64>,
+) -> anyhow::Result<i32> {
     let project = super::project_name(global)?;
     let engine = super::connect(global).await?;
     let all = members(&engine, &project).await?;
     let chosen = match target {
-        Some(t) => super::select(&project, &all, t)?.into_iter().cloned().collect(),
+        Some(t) => super::select(&project, &all, t)?
+            .into_iter()
+            .cloned()
+            .collect(),
         None => all,
     };
     let width = chosen.iter().map(|m| m.name.len()).max().unwrap_or(0);
     let streams = chosen.into_iter().map(|m| {
         let name = format!("{:width$}", m.name);
-        engine.logs(&m.id, follow, tail).map(move |item| (name.clone(), item))
+        engine
+            .logs(&m.id, follow, tail)
+            .map(move |item| (name.clone(), item))
     });
     let mut merged = stream::select_all(streams);
-    let mut buffers: std::collections::HashMap<String, (Lines, Lines)> = std::collections::HashMap::new();
+    let mut buffers: std::collections::HashMap<String, (Lines, Lines)> =
+        std::collections::HashMap::new();
     while let Some((name, item)) = merged.next().await {
         let (out, err) = buffers.entry(name.clone()).or_default();
         match item? {

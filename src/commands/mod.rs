@@ -108,7 +108,11 @@ pub async fn members(engine: &Engine, project: &str) -> anyhow::Result<Vec<Membe
 
 /// The members a TARGET names: a container name, `<agent>-<n>`, or an agent (all its
 /// replicas).
-pub fn select<'a>(project: &str, members: &'a [Member], target: &str) -> anyhow::Result<Vec<&'a Member>> {
+pub fn select<'a>(
+    project: &str,
+    members: &'a [Member],
+    target: &str,
+) -> anyhow::Result<Vec<&'a Member>> {
     let exact: Vec<&Member> = members
         .iter()
         .filter(|m| m.name == target || m.name == format!("{project}-{target}"))
@@ -136,6 +140,7 @@ pub fn read_prompt(prompt: &str) -> anyhow::Result<Option<Vec<u8>>> {
         return Ok(None);
     }
     let mut buf = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("reading the prompt from stdin")?;
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+        .context("reading the prompt from stdin")?;
     Ok(Some(buf))
 }

@@ -67,7 +67,14 @@ async fn row(engine: &Engine, m: Member) -> Row {
         }
     };
     let path = layout.identity.credentials_path();
-    row.credentials = match deliver::read_back(engine, &m.id, &path, credentials::MAX_FILE_BYTES as usize).await {
+    row.credentials = match deliver::read_back(
+        engine,
+        &m.id,
+        &path,
+        usize::try_from(credentials::MAX_FILE_BYTES).unwrap_or(usize::MAX),
+    )
+    .await
+    {
         Ok(None) => "missing".into(),
         Ok(Some(bytes)) => match Credentials::parse(bytes) {
             Ok(c) => {
@@ -89,6 +96,7 @@ fn uptime_secs(started_at: &str) -> Option<i64> {
 
 /// Seconds since the epoch of an RFC 3339 UTC time as the engine writes it
 /// (`2026-11-28T13:14:15.123456789Z`).
+#[allow(clippy::many_single_char_names)]
 fn parse_rfc3339_secs(s: &str) -> Option<i64> {
     let (date, time) = s.split_once('T')?;
     let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
@@ -122,7 +130,11 @@ fn expiry_column(row: &Row) -> String {
             let left = s
                 .expires_in_ms(credentials::now_ms())
                 .map_or_else(|| "no expiry".to_string(), credentials::describe_remaining);
-            let refresh = if s.has_refresh_token { ", refreshable" } else { "" };
+            let refresh = if s.has_refresh_token {
+                ", refreshable"
+            } else {
+                ""
+            };
             format!("{left}{refresh}")
         }
         (None, other) => other.to_string(),
@@ -148,7 +160,7 @@ pub async fn run(global: &Global, json: bool) -> anyhow::Result<i32> {
                 r.agent.clone(),
                 r.state.clone(),
                 r.image.clone(),
-                r.uptime_secs.map(describe_uptime).unwrap_or_else(|| "-".into()),
+                r.uptime_secs.map_or_else(|| "-".into(), describe_uptime),
                 expiry_column(r),
             ]
         })
@@ -181,7 +193,10 @@ mod tests {
     #[test]
     fn engine_times_parse() {
         assert_eq!(parse_rfc3339_secs("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_secs("2026-11-28T13:14:15.123456789Z"), Some(1_795_871_655));
+        assert_eq!(
+            parse_rfc3339_secs("2026-11-28T13:14:15.123456789Z"),
+            Some(1_795_871_655)
+        );
         assert_eq!(describe_uptime(3_725), "1h02m");
     }
 }

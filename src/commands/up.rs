@@ -1,7 +1,7 @@
 //! `claunch up`: converge the fleet. Plan in plain data, then create, deliver credentials,
 //! start and smoke-test each replica, several at a time, reporting as it goes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,11 @@ struct Shared {
     smoke: bool,
 }
 
-pub async fn run(global: &Global, options: UpOptions, reporter: Arc<dyn Reporter>) -> anyhow::Result<i32> {
+pub async fn run(
+    global: &Global,
+    options: UpOptions,
+    reporter: Arc<dyn Reporter>,
+) -> anyhow::Result<i32> {
     let started = Instant::now();
     let mut spec = super::load_spec(global)?;
     apply_scale(&mut spec, &options.scale)?;
@@ -80,7 +84,11 @@ pub async fn run(global: &Global, options: UpOptions, reporter: Arc<dyn Reporter
         agents.insert(prepared.agent.name.clone(), Arc::new(prepared));
     }
 
-    let observed: Vec<Observed> = members(&engine, &spec.project).await?.into_iter().map(observed).collect();
+    let observed: Vec<Observed> = members(&engine, &spec.project)
+        .await?
+        .into_iter()
+        .map(observed)
+        .collect();
     let desired: Vec<Desired> = spec
         .agents
         .iter()
@@ -118,8 +126,10 @@ pub async fn run(global: &Global, options: UpOptions, reporter: Arc<dyn Reporter
         smoke: !options.no_smoke,
     });
 
-    let (removals, work): (Vec<Action>, Vec<Action>) =
-        plan.actions.into_iter().partition(|a| matches!(a, Action::Remove { .. }));
+    let (removals, work): (Vec<Action>, Vec<Action>) = plan
+        .actions
+        .into_iter()
+        .partition(|a| matches!(a, Action::Remove { .. }));
     let parallel = options.parallel.max(1);
     let mut results: Vec<(String, bool)> = stream::iter(removals)
         .map(|a| remove(shared.clone(), a))
@@ -131,7 +141,12 @@ pub async fn run(global: &Global, options: UpOptions, reporter: Arc<dyn Reporter
     for action in work {
         if let Action::Keep { existing } = &action {
             kept += 1;
-            reporter.finished(&existing.name, &Outcome::Done { detail: "up to date".into() });
+            reporter.finished(
+                &existing.name,
+                &Outcome::Done {
+                    detail: "up to date".into(),
+                },
+            );
             results.push((existing.name.clone(), true));
         } else {
             tasks.push(action);
@@ -142,7 +157,11 @@ pub async fn run(global: &Global, options: UpOptions, reporter: Arc<dyn Reporter
         .buffer_unordered(parallel)
         .collect()
         .await;
-    let failed: Vec<&String> = changed.iter().filter(|(_, ok)| !ok).map(|(n, _)| n).collect();
+    let failed: Vec<&String> = changed
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| n)
+        .collect();
     let summary = format!(
         "{} containers: {} changed, {} up to date, {} failed ({:.1}s)",
         shared.spec.project,
@@ -157,7 +176,11 @@ pub async fn run(global: &Global, options: UpOptions, reporter: Arc<dyn Reporter
 }
 
 fn agent_names(spec: &Spec) -> String {
-    spec.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+    spec.agents
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Applies `--scale AGENT=N` over the file's `replicas:`.
@@ -166,10 +189,9 @@ pub fn apply_scale(spec: &mut Spec, scale: &[String]) -> anyhow::Result<()> {
         let Some((name, count)) = item.split_once('=') else {
             bail!("--scale {item}: expected AGENT=N, e.g. --scale planner=3");
         };
-        let count: u32 = count
-            .trim()
-            .parse()
-            .with_context(|| format!("--scale {item}: `{count}` is not a whole number of replicas"))?;
+        let count: u32 = count.trim().parse().with_context(|| {
+            format!("--scale {item}: `{count}` is not a whole number of replicas")
+        })?;
         let names = agent_names(spec);
         let Some(agent) = spec.agents.iter_mut().find(|a| a.name == name.trim()) else {
             bail!("--scale {item}: no agent `{name}` in the config (the agents are {names})");
@@ -251,7 +273,10 @@ async fn prepare(engine: &Engine, spec: &Spec, agent: AgentSpec) -> anyhow::Resu
 fn check_volumes(spec: &Spec, agent: &AgentSpec) -> anyhow::Result<()> {
     let CredentialsSpec::File(creds) = &spec.credentials;
     let claude_dir = creds.parent();
-    let base = spec.file.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let base = spec
+        .file
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
     for v in &agent.volumes {
         let (bind, _) = fleet::bind(&spec.project, base, v);
         let source = std::path::Path::new(bind.split(':').next().unwrap_or_default());
@@ -276,26 +301,33 @@ async fn ensure_networks_and_volumes<'a>(
             (label::PROJECT.to_string(), spec.project.clone()),
             (label::MANAGED.to_string(), "true".to_string()),
         ]);
-        m.extend(extra.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())));
+        m.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
+        );
         m
     };
-    let base = spec.file.parent().unwrap_or_else(|| std::path::Path::new("."));
-    let mut networks = BTreeMap::new();
-    let mut volumes = BTreeMap::new();
+    let base = spec
+        .file
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
+    let mut networks = BTreeSet::new();
+    let mut volumes = BTreeSet::new();
     for agent in agents.filter(|a| a.replicas > 0) {
-        networks.insert(fleet::network_name(&spec.project, agent), ());
+        networks.insert(fleet::network_name(&spec.project, agent));
         for v in &agent.volumes {
             if let (_, Some(name)) = fleet::bind(&spec.project, base, v) {
-                volumes.insert(name, ());
+                volumes.insert(name);
             }
         }
     }
-    for name in networks.keys() {
+    for name in &networks {
         if !engine.network_exists(name).await? {
             engine.create_network(name, labels(&[])).await?;
         }
     }
-    for name in volumes.keys() {
+    for name in &volumes {
         engine.create_volume(name, labels(&[])).await?;
     }
     Ok(())
@@ -318,7 +350,11 @@ async fn remove(shared: Arc<Shared>, action: Action) -> (String, bool) {
     };
     let r = &shared.reporter;
     r.step(&existing.name, Step::Remove);
-    match retry(r.as_ref(), &existing.name, || shared.engine.remove_container(&existing.id)).await {
+    match retry(r.as_ref(), &existing.name, || {
+        shared.engine.remove_container(&existing.id)
+    })
+    .await
+    {
         Ok(()) => {
             let why = match reason {
                 RemoveReason::ScaledDown => "removed (scaled down)",
@@ -346,8 +382,16 @@ fn failed(message: &str, hint: Option<&str>) -> Outcome {
 async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
     let (agent, replica, replace, restart) = match action {
         Action::Create { agent, replica } => (agent, replica, None, None),
-        Action::Recreate { agent, replica, old } => (agent, replica, Some(old), None),
-        Action::Start { agent, replica, existing } => (agent, replica, None, Some(existing)),
+        Action::Recreate {
+            agent,
+            replica,
+            old,
+        } => (agent, replica, Some(old), None),
+        Action::Start {
+            agent,
+            replica,
+            existing,
+        } => (agent, replica, None, Some(existing)),
         Action::Keep { .. } | Action::Remove { .. } => unreachable!("handled before"),
     };
     let prepared = shared.agents[&agent].clone();
@@ -365,7 +409,11 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
         None => {
             if let Some(old) = replace {
                 r.step(&name, Step::Remove);
-                if let Err(e) = retry(r.as_ref(), &name, || shared.engine.remove_container(&old.id)).await {
+                if let Err(e) = retry(r.as_ref(), &name, || {
+                    shared.engine.remove_container(&old.id)
+                })
+                .await
+                {
                     r.finished(&name, &failed(&e.to_string(), None));
                     return (name, false);
                 }
@@ -381,14 +429,24 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
     };
     let smoke = prepared.agent.smoke.as_ref().filter(|_| shared.smoke);
     let Some(smoke) = smoke else {
-        r.finished(&name, &Outcome::Done { detail: format!("running ({:.1}s)", t0.elapsed().as_secs_f64()) });
+        r.finished(
+            &name,
+            &Outcome::Done {
+                detail: format!("running ({:.1}s)", t0.elapsed().as_secs_f64()),
+            },
+        );
         return (name, true);
     };
     r.step(&name, Step::Smoke);
     let verdict = smoke_test(&shared.engine, &id, &name, smoke, r.as_ref()).await;
     match verdict {
         Verdict::Passed => {
-            r.finished(&name, &Outcome::Done { detail: format!("smoke test passed ({:.1}s)", t0.elapsed().as_secs_f64()) });
+            r.finished(
+                &name,
+                &Outcome::Done {
+                    detail: format!("smoke test passed ({:.1}s)", t0.elapsed().as_secs_f64()),
+                },
+            );
             (name, true)
         }
         v => {
@@ -407,7 +465,12 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
 
 /// Create, deliver, start; a container that fails on the way is removed, so nothing is
 /// left half made.
-async fn create_and_start(shared: &Shared, prepared: &Prepared, replica: u32, name: &str) -> anyhow::Result<String> {
+async fn create_and_start(
+    shared: &Shared,
+    prepared: &Prepared,
+    replica: u32,
+    name: &str,
+) -> anyhow::Result<String> {
     let r = shared.reporter.as_ref();
     let engine = &shared.engine;
     r.step(name, Step::Create);
@@ -416,9 +479,17 @@ async fn create_and_start(shared: &Shared, prepared: &Prepared, replica: u32, na
     let result = async {
         r.step(name, Step::Credentials);
         let layout = layout_for(shared, prepared, &id).await?;
-        retry(r, name, || deliver::deliver(engine, &id, layout, Some(&shared.credentials), &prepared.files))
-            .await
-            .context("delivering credentials")?;
+        retry(r, name, || {
+            deliver::deliver(
+                engine,
+                &id,
+                layout,
+                Some(&shared.credentials),
+                &prepared.files,
+            )
+        })
+        .await
+        .context("delivering credentials")?;
         r.step(name, Step::Start);
         retry(r, name, || engine.start_container(&id)).await?;
         Ok::<_, anyhow::Error>(())
@@ -465,28 +536,51 @@ async fn create(
     }
 }
 
-async fn layout_for<'a>(shared: &Shared, prepared: &'a Prepared, id: &str) -> anyhow::Result<&'a Layout> {
+async fn layout_for<'a>(
+    shared: &Shared,
+    prepared: &'a Prepared,
+    id: &str,
+) -> anyhow::Result<&'a Layout> {
     let targets: Vec<String> = prepared.files.iter().map(|f| f.target.clone()).collect();
     prepared
         .layout
         .get_or_try_init(|| async {
-            deliver::probe(&shared.engine, id, prepared.user.as_deref(), &prepared.env, &targets)
-                .await
-                .with_context(|| format!("agent `{}`", prepared.agent.name))
+            deliver::probe(
+                &shared.engine,
+                id,
+                prepared.user.as_deref(),
+                &prepared.env,
+                &targets,
+            )
+            .await
+            .with_context(|| format!("agent `{}`", prepared.agent.name))
         })
         .await
 }
 
-async fn restart_existing(shared: &Shared, prepared: &Prepared, existing: &Observed) -> anyhow::Result<()> {
+async fn restart_existing(
+    shared: &Shared,
+    prepared: &Prepared,
+    existing: &Observed,
+) -> anyhow::Result<()> {
     let r = shared.reporter.as_ref();
     r.step(&existing.name, Step::Credentials);
     let layout = layout_for(shared, prepared, &existing.id).await?;
     retry(r, &existing.name, || {
-        deliver::deliver(&shared.engine, &existing.id, layout, Some(&shared.credentials), &prepared.files)
+        deliver::deliver(
+            &shared.engine,
+            &existing.id,
+            layout,
+            Some(&shared.credentials),
+            &prepared.files,
+        )
     })
     .await?;
     r.step(&existing.name, Step::Start);
-    retry(r, &existing.name, || shared.engine.start_container(&existing.id)).await?;
+    retry(r, &existing.name, || {
+        shared.engine.start_container(&existing.id)
+    })
+    .await?;
     Ok(())
 }
 

@@ -39,12 +39,11 @@ pub enum ConfigError {
     },
 
     /// The file parsed but breaks a rule (bad name, bad mode, no agents...).
-    #[error("{}", render(path, *line, *column, key_path, message, hint.as_deref()))]
+    #[error("{}", render(path, *line, None, key_path, message, hint.as_deref()))]
     Invalid {
         path: PathBuf,
         /// Best effort: `None` when the value did not come from the file (e.g. `-p`).
         line: Option<usize>,
-        column: Option<usize>,
         key_path: String,
         message: String,
         hint: Option<String>,
@@ -133,7 +132,6 @@ mod tests {
         let err = ConfigError::Invalid {
             path: "x/claunch.yaml".into(),
             line: None,
-            column: None,
             key_path: "project".into(),
             message: "bad".into(),
             hint: None,

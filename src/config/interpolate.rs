@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use super::dotenv::is_name;
+use super::sourcemap::{Out, SourceMap};
 
 /// The interpolated text and what is needed to report on it.
 pub(crate) struct Interpolated {
@@ -31,35 +32,6 @@ pub(crate) struct InterpError {
     pub message: String,
 }
 
-#[derive(Clone, Copy)]
-struct Anchor {
-    out: (usize, usize),
-    src: (usize, usize),
-    /// Literal runs map column for column; substituted text maps to its `$`.
-    literal: bool,
-}
-
-/// Maps 1-based (line, column) positions in the interpolated text back to the file.
-pub(crate) struct SourceMap {
-    anchors: Vec<Anchor>,
-}
-
-impl SourceMap {
-    pub fn to_source(&self, line: usize, column: usize) -> (usize, usize) {
-        let at = self.anchors.partition_point(|a| a.out <= (line, column));
-        let Some(anchor) = at.checked_sub(1).map(|i| self.anchors[i]) else {
-            return (line, column);
-        };
-        if !anchor.literal {
-            anchor.src
-        } else if anchor.out.0 == line {
-            (anchor.src.0, anchor.src.1 + (column - anchor.out.1))
-        } else {
-            (anchor.src.0 + (line - anchor.out.0), column)
-        }
-    }
-}
-
 #[derive(Clone, Copy, PartialEq)]
 enum Quote {
     None,
@@ -73,36 +45,6 @@ struct Ctx<'a> {
     warnings: Vec<Unset>,
 }
 
-struct Out {
-    text: String,
-    pos: (usize, usize),
-    anchors: Vec<Anchor>,
-}
-
-impl Out {
-    fn push(&mut self, c: char) {
-        self.text.push(c);
-        self.pos = if c == '\n' {
-            (self.pos.0 + 1, 1)
-        } else {
-            (self.pos.0, self.pos.1 + 1)
-        };
-    }
-
-    fn anchor(&mut self, src: (usize, usize), literal: bool) {
-        let anchor = Anchor {
-            out: self.pos,
-            src,
-            literal,
-        };
-        // An empty substitution leaves two anchors at one spot: the later wins.
-        match self.anchors.last_mut() {
-            Some(last) if last.out == self.pos => *last = anchor,
-            _ => self.anchors.push(anchor),
-        }
-    }
-}
-
 /// Expands variables everywhere except in YAML comments: whole-line ones and
 /// the tail after ` #` outside quotes.
 pub(crate) fn interpolate(
@@ -114,11 +56,7 @@ pub(crate) fn interpolate(
         warned: HashSet::new(),
         warnings: Vec::new(),
     };
-    let mut out = Out {
-        text: String::with_capacity(text.len()),
-        pos: (1, 1),
-        anchors: Vec::new(),
-    };
+    let mut out = Out::with_capacity(text.len());
     let mut quote = Quote::None;
     for (index, line) in text.split_inclusive('\n').enumerate() {
         let line_no = index + 1;
@@ -170,11 +108,10 @@ pub(crate) fn interpolate(
             }
         }
     }
+    let (text, map) = out.finish();
     Ok(Interpolated {
-        text: out.text,
-        map: SourceMap {
-            anchors: out.anchors,
-        },
+        text,
+        map,
         warnings: ctx.warnings,
     })
 }

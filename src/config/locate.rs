@@ -4,7 +4,7 @@
 //! serde and fails on purpose at the target node: the YAML parser then
 //! reports the node's exact position, for block and flow styles alike.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -26,7 +26,9 @@ pub(crate) fn render(segs: &[Seg]) -> String {
                 }
                 out.push_str(key);
             }
-            Seg::Index(index) => out.push_str(&format!("[{index}]")),
+            Seg::Index(index) => {
+                let _ = write!(out, "[{index}]");
+            }
         }
     }
     out
@@ -137,7 +139,7 @@ impl<'de> DeserializeSeed<'de> for KeyProbe<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for KeyProbe<'_> {
+impl Visitor<'_> for KeyProbe<'_> {
     type Value = bool;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a key")

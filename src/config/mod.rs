@@ -4,6 +4,7 @@
 //! `${VAR}` references in the text, parse the YAML strictly, then check the
 //! rules serde cannot express and resolve defaults and paths.
 
+mod agent;
 mod build;
 mod dotenv;
 mod duration;
@@ -13,6 +14,7 @@ mod locate;
 mod parse;
 mod project;
 mod raw;
+mod sourcemap;
 #[cfg(test)]
 mod tests;
 

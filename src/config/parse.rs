@@ -6,9 +6,9 @@ use std::path::Path;
 use serde_path_to_error::Segment;
 
 use super::error::ConfigError;
-use super::interpolate::SourceMap;
 use super::locate::{locate, render, Seg};
 use super::raw::{RawConfig, HINT};
+use super::sourcemap::SourceMap;
 
 pub(crate) fn parse(text: &str, file: &Path, map: &SourceMap) -> Result<RawConfig, ConfigError> {
     let de = serde_yaml::Deserializer::from_str(text);
@@ -25,6 +25,18 @@ pub(crate) fn parse(text: &str, file: &Path, map: &SourceMap) -> Result<RawConfi
         let yaml = err.into_inner();
         let at = yaml.location().map(|l| (l.line(), l.column()));
         let (message, mut hint) = split_hint(&bare_message(&yaml.to_string(), &segs, at));
+        // serde names our Rust types in "expected struct RawAgent"; users wrote maps.
+        let message = [
+            "RawConfig",
+            "RawCredentials",
+            "RawAgent",
+            "RawFile",
+            "RawSmoke",
+        ]
+        .iter()
+        .fold(message, |m, name| {
+            m.replace(&format!("struct {name}"), "a map")
+        });
         let (message, at) = if let Some(key) = quoted_after(&message, "unknown field `") {
             let valid = backticked(&message).split_off(1);
             hint = Some(unknown_key_hint(&key, &valid));
@@ -64,7 +76,7 @@ pub(crate) fn parse(text: &str, file: &Path, map: &SourceMap) -> Result<RawConfi
     })
 }
 
-/// serde_yaml's text repeats what we show separately: its own key path in
+/// `serde_yaml`'s text repeats what we show separately: its own key path in
 /// front and the position at the end. Strips both.
 fn bare_message(text: &str, segs: &[Seg], at: Option<(usize, usize)>) -> String {
     let mut text = text.to_owned();

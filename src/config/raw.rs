@@ -115,6 +115,9 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Ordered<T> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a map")
             }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Ordered(Vec::new()))
+            }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut entries = Vec::new();
                 while let Some(key) = map.next_key::<String>()? {
@@ -123,7 +126,7 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Ordered<T> {
                 Ok(Ordered(entries))
             }
         }
-        d.deserialize_map(V(PhantomData))
+        d.deserialize_any(V(PhantomData))
     }
 }
 
@@ -219,7 +222,7 @@ impl<'de> Deserialize<'de> for StringList {
 /// conversion errors carry the scalar's position.
 struct Text<F>(&'static str, F);
 
-impl<'de, T, F: FnOnce(&str) -> Result<T, String>> Visitor<'de> for Text<F> {
+impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for Text<F> {
     type Value = T;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(self.0)

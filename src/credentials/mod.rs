@@ -45,7 +45,9 @@ pub enum ShapeError {
     NotJson(String),
     #[error("is not a Claude Code credentials file: {0}")]
     Shape(String),
-    #[error("holds a login that was blanked (empty tokens), as claude leaves it after a failed refresh")]
+    #[error(
+        "holds a login that was blanked (empty tokens), as claude leaves it after a failed refresh"
+    )]
     Blanked,
     #[error("has neither a refreshToken nor scopes, so claude treats it as logged out")]
     NoRefreshNoScopes,
@@ -136,31 +138,47 @@ fn summarize(bytes: &[u8]) -> Result<Summary, ShapeError> {
     // serde_json's messages quote offending values; keep only the position so that
     // no fragment of a token can reach an error message.
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ShapeError::NotJson(format!("syntax error at line {} column {}", e.line(), e.column()))
+        ShapeError::NotJson(format!(
+            "syntax error at line {} column {}",
+            e.line(),
+            e.column()
+        ))
     })?;
     let Some(root) = value.as_object() else {
-        return Err(ShapeError::Shape("the top level must be a JSON object".into()));
+        return Err(ShapeError::Shape(
+            "the top level must be a JSON object".into(),
+        ));
     };
     let Some(oauth) = root.get("claudeAiOauth") else {
         return Err(ShapeError::Shape("no `claudeAiOauth` object".into()));
     };
     let Some(oauth) = oauth.as_object() else {
-        return Err(ShapeError::Shape("`claudeAiOauth` must be an object".into()));
+        return Err(ShapeError::Shape(
+            "`claudeAiOauth` must be an object".into(),
+        ));
     };
     let token = |key: &str| -> Result<Option<bool>, ShapeError> {
         match oauth.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(!s.is_empty())),
-            Some(_) => Err(ShapeError::Shape(format!("`claudeAiOauth.{key}` must be a string"))),
+            Some(_) => Err(ShapeError::Shape(format!(
+                "`claudeAiOauth.{key}` must be a string"
+            ))),
         }
     };
     let access = token("accessToken")?;
     let refresh = token("refreshToken")?;
     let expires_at_ms = match oauth.get("expiresAt") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)).ok_or_else(|| {
-            ShapeError::Shape("`claudeAiOauth.expiresAt` must be a number (epoch milliseconds)".into())
-        })?),
+        Some(v) => Some(
+            v.as_i64()
+                .or_else(|| v.as_f64().map(millis_from_float))
+                .ok_or_else(|| {
+                    ShapeError::Shape(
+                        "`claudeAiOauth.expiresAt` must be a number (epoch milliseconds)".into(),
+                    )
+                })?,
+        ),
     };
     let scopes = match oauth.get("scopes") {
         None | Some(Value::Null) => None,
@@ -169,7 +187,9 @@ fn summarize(bytes: &[u8]) -> Result<Summary, ShapeError> {
                 .iter()
                 .map(|s| s.as_str().map(str::to_string))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| ShapeError::Shape("`claudeAiOauth.scopes` must be a list of strings".into()))?,
+                .ok_or_else(|| {
+                    ShapeError::Shape("`claudeAiOauth.scopes` must be a list of strings".into())
+                })?,
         ),
         Some(_) => {
             return Err(ShapeError::Shape(
@@ -198,6 +218,12 @@ fn summarize(bytes: &[u8]) -> Result<Summary, ShapeError> {
         return Err(ShapeError::NoRefreshNoScopes);
     }
     Ok(summary)
+}
+
+/// Some writers store `expiresAt` as a float; whole milliseconds are all that matter.
+#[allow(clippy::cast_possible_truncation)]
+fn millis_from_float(f: f64) -> i64 {
+    f as i64
 }
 
 /// Now, in epoch milliseconds.
@@ -247,9 +273,15 @@ mod tests {
         let not_json = parse("sk-ant-oat01-secret").unwrap_err();
         assert!(matches!(not_json, ShapeError::NotJson(_)));
         assert!(!not_json.to_string().contains("secret"));
-        assert!(matches!(parse(r#""sk-ant-oat01-x""#), Err(ShapeError::Shape(_))));
+        assert!(matches!(
+            parse(r#""sk-ant-oat01-x""#),
+            Err(ShapeError::Shape(_))
+        ));
         assert!(matches!(parse(r#"{"other":1}"#), Err(ShapeError::Shape(_))));
-        assert!(matches!(parse(r#"{"claudeAiOauth":{"accessToken":5}}"#), Err(ShapeError::Shape(_))));
+        assert!(matches!(
+            parse(r#"{"claudeAiOauth":{"accessToken":5}}"#),
+            Err(ShapeError::Shape(_))
+        ));
         assert_eq!(
             parse(r#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0}}"#),
             Err(ShapeError::Blanked)
@@ -258,7 +290,10 @@ mod tests {
             parse(r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-x","expiresAt":1}}"#),
             Err(ShapeError::NoRefreshNoScopes)
         );
-        assert!(parse(r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-x","scopes":["user:inference"]}}"#).is_ok());
+        assert!(parse(
+            r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-x","scopes":["user:inference"]}}"#
+        )
+        .is_ok());
     }
 
     #[test]

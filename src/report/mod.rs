@@ -46,8 +46,13 @@ impl Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
-    Done { detail: String },
-    Failed { message: String, hint: Option<String> },
+    Done {
+        detail: String,
+    },
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 /// Receives what the core does, as it happens. Implementations must be cheap and never

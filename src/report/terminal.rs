@@ -51,16 +51,22 @@ impl Reporter for TerminalReporter {
     }
 
     fn output(&self, container: &str, line: &str) {
-        self.bar(container).set_message(format!("smoke test › {line}"));
+        self.bar(container)
+            .set_message(format!("smoke test › {line}"));
     }
 
     fn finished(&self, container: &str, outcome: &Outcome) {
         let bar = self.bar(container);
-        bar.set_style(ProgressStyle::with_template("{prefix:.bold} {wide_msg}").expect("static template"));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:.bold} {wide_msg}").expect("static template"),
+        );
         match outcome {
             Outcome::Done { detail } => bar.finish_with_message(format!("✔ {detail}")),
             Outcome::Failed { message, hint } => {
-                let hint = hint.as_deref().map(|h| format!("\n    hint: {h}")).unwrap_or_default();
+                let hint = hint
+                    .as_deref()
+                    .map(|h| format!("\n    hint: {h}"))
+                    .unwrap_or_default();
                 bar.finish_with_message(format!("✘ {message}{hint}"));
             }
         }

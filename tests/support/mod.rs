@@ -27,7 +27,10 @@ pub fn engine() -> Engine {
 pub fn run_id() -> String {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
         format!("{:x}{:x}", std::process::id(), nanos % 0xffff)
     })
     .clone()
@@ -39,7 +42,13 @@ pub fn fake_token(kind: &str) -> String {
 }
 
 pub fn now_ms() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
 }
 
 /// A full login, as `claude login` writes it.
@@ -66,12 +75,14 @@ pub enum Image {
 
 /// The image's command: note whether the credentials were readable the moment it
 /// started (into /tmp/at-start), then idle until stopped.
-const AGENT_CMD: &str = r#"f="${CLAUDE_CONFIG_DIR:-$HOME/.claude}/.credentials.json"; if [ -r "$f" ]; then echo readable > /tmp/at-start; else echo missing > /tmp/at-start; fi; trap "exit 0" TERM INT; while true; do sleep 1 & wait $!; done"#;
+const AGENT_CMD: &str = r#"echo "agent started as uid $(id -u)"; f="${CLAUDE_CONFIG_DIR:-$HOME/.claude}/.credentials.json"; if [ -r "$f" ]; then echo readable > /tmp/at-start; else echo missing > /tmp/at-start; fi; trap "exit 0" TERM INT; while true; do sleep 1 & wait $!; done"#;
 
 fn busybox() -> Vec<u8> {
     std::fs::read("/bin/busybox")
         .or_else(|_| std::fs::read("/usr/bin/busybox"))
-        .expect("busybox-static is needed to build the test images (apt-get install busybox-static)")
+        .expect(
+            "busybox-static is needed to build the test images (apt-get install busybox-static)",
+        )
 }
 
 /// Builds the test image if the engine does not have it yet; returns its tag. The tag
@@ -85,7 +96,9 @@ pub fn image(kind: Image) -> String {
     };
     let passwd = "root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000:agent:/home/agent:/bin/sh\n";
     let group = "root:x:0:\nagent:x:1000:\nstaff:x:50:agent\n";
-    let mut dockerfile = String::from("FROM scratch\nCOPY rootfs/ /\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n");
+    let mut dockerfile = String::from(
+        "FROM scratch\nCOPY rootfs/ /\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
+    );
     if let Some(u) = user {
         dockerfile.push_str(&format!("USER {u}\n"));
     }
@@ -146,7 +159,9 @@ pub fn image(kind: Image) -> String {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// A throwaway project: its own directory, config, credentials and project name; on drop,
@@ -169,9 +184,10 @@ impl Project {
 
     /// Writes claunch.yaml; `{project}` and `{creds}` are filled in.
     pub fn write_config(&self, yaml: &str) {
-        let text = yaml
-            .replace("{project}", &self.name)
-            .replace("{creds}", &self.path("creds/.credentials.json").display().to_string());
+        let text = yaml.replace("{project}", &self.name).replace(
+            "{creds}",
+            &self.path("creds/.credentials.json").display().to_string(),
+        );
         std::fs::write(self.path("claunch.yaml"), text).unwrap();
     }
 
@@ -195,7 +211,8 @@ impl Project {
     /// `claunch` in this project's directory, with no terminal.
     pub fn claunch(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("claunch").unwrap();
-        cmd.current_dir(self.dir.path()).env_remove("CLAUNCH_PROJECT");
+        cmd.current_dir(self.dir.path())
+            .env_remove("CLAUNCH_PROJECT");
         cmd
     }
 
@@ -224,7 +241,10 @@ impl Project {
         let argv = vec!["sh".into(), "-c".into(), script.into()];
         let mut out = Vec::new();
         rt().block_on(async {
-            let mut s = engine.exec(container, argv, Some("0".into()), false).await.unwrap();
+            let mut s = engine
+                .exec(container, argv, Some("0".into()), false)
+                .await
+                .unwrap();
             use futures::StreamExt;
             while let Some(chunk) = s.output.next().await {
                 if let claunch::engine::Output::Stdout(b) = chunk.unwrap() {
@@ -249,7 +269,9 @@ pub fn sweep(project: &str) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let Ok(engine) = Engine::connect(None).await else { return };
+            let Ok(engine) = Engine::connect(None).await else {
+                return;
+            };
             let by = [(label::PROJECT, project.as_str())];
             for c in engine.list_containers(&by).await.unwrap_or_default() {
                 let _ = engine.remove_container(&c.id.unwrap_or_default()).await;

@@ -80,22 +80,22 @@ fn missing_image_points_at_the_agent() {
 #[test]
 fn bad_values() {
     let cases = [
-        ("    smoke: {max_turns: 0}\n", "claunch.yaml:4:13: agents.a.smoke.max_turns: max_turns must be at least 1"),
-        ("    smoke: {timeout: 0s}\n", "claunch.yaml:4:13: agents.a.smoke.timeout: timeout must be more than 0"),
+        ("    smoke: {max_turns: 0}\n", "claunch.yaml:4: agents.a.smoke.max_turns: max_turns must be at least 1"),
+        ("    smoke: {timeout: 0s}\n", "claunch.yaml:4: agents.a.smoke.timeout: timeout must be more than 0"),
         ("    smoke: {timeout: soon}\n", "claunch.yaml:4:22: agents.a.smoke.timeout: invalid duration \"soon\": write it like `120s`, `2m`, `1h30m`, `500ms` or a number of seconds"),
         ("    files: [{source: s, target: t, mode: \"0999\"}]\n", "claunch.yaml:4:42: agents.a.files[0].mode: invalid mode \"0999\": expected octal permissions like \"0644\""),
         ("    files: [{source: s, target: t, mode: 17777}]\n", "claunch.yaml:4:42: agents.a.files[0].mode: invalid mode \"17777\": the largest mode is 07777"),
-        ("    files: [{source: s, target: ../x}]\n", "claunch.yaml:4:25: agents.a.files[0].target: target \"../x\" must not contain `..`\n  hint: give a path under the agent user's HOME, or an absolute one"),
-        ("    files: [{source: s, target: \"\"}]\n", "claunch.yaml:4:25: agents.a.files[0].target: target must not be empty"),
-        ("    env: {\"A=B\": 1}\n", "claunch.yaml:4:11: agents.a.env.A=B: variable name `A=B` contains `=`"),
-        ("    env: [X=1, =2]\n", "claunch.yaml:4:16: agents.a.env[1]: empty variable name"),
+        ("    files: [{source: s, target: ../x}]\n", "claunch.yaml:4: agents.a.files[0].target: target \"../x\" must not contain `..`\n  hint: give a path under the agent user's HOME, or an absolute one"),
+        ("    files: [{source: s, target: \"\"}]\n", "claunch.yaml:4: agents.a.files[0].target: target must not be empty"),
+        ("    env: {\"A=B\": 1}\n", "claunch.yaml:4: agents.a.env.A=B: variable name `A=B` contains `=`"),
+        ("    env: [X=1, =2]\n", "claunch.yaml:4: agents.a.env[1]: empty variable name"),
     ];
     for (body, expected) in cases {
         assert_eq!(err_of(&one_agent(body)), expected, "for {body:?}");
     }
     assert_eq!(
         err_of("agents:\n  a:\n    image: \" \"\n"),
-        "claunch.yaml:3:5: agents.a.image: image must not be empty"
+        "claunch.yaml:3: agents.a.image: image must not be empty"
     );
 }
 
@@ -103,11 +103,11 @@ fn bad_values() {
 fn agent_names_and_duplicates() {
     assert_eq!(
         err_of("agents:\n  bad name!:\n    image: x\n"),
-        "claunch.yaml:2:3: agents.bad name!: invalid agent name `bad name!`\n  hint: use letters, digits, `_`, `.` and `-`, starting with a letter or digit"
+        "claunch.yaml:2: agents.bad name!: invalid agent name `bad name!`\n  hint: use letters, digits, `_`, `.` and `-`, starting with a letter or digit"
     );
     assert_eq!(
         err_of("agents:\n  a:\n    image: x\n  b: {image: y}\n  a:\n    image: z\n"),
-        "claunch.yaml:5:3: agents.a: agent `a` is defined more than once"
+        "claunch.yaml:5: agents.a: agent `a` is defined more than once"
     );
     assert_eq!(
         err_of(&one_agent("    image: again\n")),
@@ -119,11 +119,27 @@ fn agent_names_and_duplicates() {
 fn no_agents() {
     assert_eq!(
         err_of("project: x\nagents: {}\n"),
-        "claunch.yaml:2:1: agents: at least one agent is required\n  hint: add one, e.g. `agents: {worker: {image: my-agent:latest}}`"
+        "claunch.yaml:2: agents: at least one agent is required\n  hint: add one, e.g. `agents: {worker: {image: my-agent:latest}}`"
     );
     assert_eq!(
         err_of("# nothing yet\n"),
         "claunch.yaml: agents: at least one agent is required\n  hint: add one, e.g. `agents: {worker: {image: my-agent:latest}}`"
+    );
+}
+
+#[test]
+fn shapes_use_user_words() {
+    assert_eq!(
+        err_of("- a\n"),
+        "claunch.yaml:1:1: invalid type: sequence, expected a map"
+    );
+    assert_eq!(
+        err_of(&one_agent("    files: [{source: s}]\n")),
+        "claunch.yaml:4:13: agents.a.files[0]: missing required key `target`"
+    );
+    assert_eq!(
+        err_of("agents: ~\n"),
+        "claunch.yaml:1: agents: at least one agent is required\n  hint: add one, e.g. `agents: {worker: {image: my-agent:latest}}`"
     );
 }
 
@@ -140,12 +156,12 @@ fn credentials_need_one_source() {
     let yaml = format!("credentials: {{}}\n{}", one_agent(""));
     assert_eq!(
         err_of(&yaml),
-        "claunch.yaml:1:1: credentials: no credentials source given\n  hint: add `file: PATH`, or remove `credentials:` to use ~/.claude/.credentials.json"
+        "claunch.yaml:1: credentials: no credentials source given\n  hint: add `file: PATH`, or remove `credentials:` to use ~/.claude/.credentials.json"
     );
     let yaml = format!("credentials:\n  file: ~/c.json\n{}", one_agent(""));
     assert_eq!(
         Fixture::new(&yaml).without_env("HOME").err(),
-        "claunch.yaml:2:3: credentials.file: HOME is not set, so `~` cannot be expanded\n  hint: write the full path"
+        "claunch.yaml:2: credentials.file: HOME is not set, so `~` cannot be expanded\n  hint: write the full path"
     );
     assert_eq!(
         Fixture::new(&one_agent("")).without_env("HOME").err(),
@@ -162,7 +178,7 @@ fn empty_project_names() {
     let yaml = format!("project: \"!!!\"\n{}", one_agent(""));
     assert_eq!(
         err_of(&yaml),
-        "claunch.yaml:1:1: project: project name \"!!!\" in the file has no letter or digit to keep\n  hint: use lowercase letters, digits, `_` and `-`, starting with a letter or digit"
+        "claunch.yaml:1: project: project name \"!!!\" in the file has no letter or digit to keep\n  hint: use lowercase letters, digits, `_` and `-`, starting with a letter or digit"
     );
 }
 
