@@ -65,6 +65,14 @@ pub enum Command {
     /// Write a commented claunch.yaml and keep credentials out of git
     #[command(after_help = "Examples:\n  claunch init\n  claunch init --force")]
     Init(InitArgs),
+    /// Keep the fleet's login alive: sync refreshed tokens back, push, check expiry
+    #[command(subcommand)]
+    Creds(CredsCommand),
+    /// Check the login, the engine and each container, and say how to fix what is wrong
+    #[command(
+        after_help = "Examples:\n  claunch doctor\n  claunch doctor planner-1 --smoke\n  claunch doctor --json"
+    )]
+    Doctor(DoctorArgs),
     /// Build agent images with the real Claude Code CLI in them
     #[command(subcommand)]
     Image(ImageCommand),
@@ -129,6 +137,65 @@ pub struct ExecArgs {
     /// More arguments for claude, after `--`
     #[arg(last = true, value_name = "CLAUDE_ARGS")]
     pub extra: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredsCommand {
+    /// Take the newest login from the leader, write it back to its source, update every container
+    #[command(
+        after_help = "Examples:\n  claunch creds sync            # once, now\n  claunch creds sync --watch    # keep the fleet logged in until interrupted\n  */10 * * * * cd /srv/agents && claunch creds sync --once   # from cron"
+    )]
+    Sync(SyncArgs),
+    /// Deliver the current login to running containers now, without restarting them
+    #[command(after_help = "Examples:\n  claunch creds push\n  claunch creds push planner")]
+    Push {
+        /// A container name, <agent>-<n> or an agent name [default: all]
+        target: Option<String>,
+    },
+    /// Expiry, holder role and scopes of the source and of each container (exit 0 ok, 1 warning, 2 critical)
+    #[command(
+        after_help = "Examples:\n  claunch creds status\n  claunch creds status --json --warn 2h --critical 30m"
+    )]
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Keep syncing in the foreground, acting ahead of each expiry, until interrupted
+    #[arg(long, conflicts_with = "once")]
+    pub watch: bool,
+    /// Sync once and exit (the default; for cron)
+    #[arg(long)]
+    pub once: bool,
+    /// With --watch: how long before expiry to make sure a refresh happened
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub ahead: String,
+    /// With --watch: how often to look at the containers
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub interval: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+    /// Warn when a token nobody can refresh has less than this left
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub warn: String,
+    /// Critical when a token nobody can refresh has less than this left
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub critical: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Only this container, <agent>-<n> or agent [default: all]
+    pub target: Option<String>,
+    /// Also run a live smoke test (one real request per container)
+    #[arg(long)]
+    pub smoke: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

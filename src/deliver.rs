@@ -37,6 +37,17 @@ pub struct Layout {
     pub identity: Identity,
     /// Directories under HOME (and HOME and the config dir) found missing.
     pub missing_dirs: BTreeSet<String>,
+    /// Whether `~/.claude.json` exists (asked only for `onboarding`).
+    pub claude_json_exists: bool,
+    /// The container's own `settings.json` (read only for an API key login, to merge into).
+    pub settings: Option<String>,
+}
+
+/// What a probe must find out beyond the user and the directories.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    pub onboarding: bool,
+    pub settings: bool,
 }
 
 /// Reads one small file from a container, bounded; `Ok(None)` when it does not exist.
@@ -70,6 +81,7 @@ pub async fn probe(
     user: Option<&str>,
     env: &[String],
     file_targets: &[String],
+    needs: Needs,
 ) -> Result<Layout, DeliverError> {
     const LIMIT: usize = 1 << 20;
     let passwd = text(read_back(engine, id, "/etc/passwd", LIMIT).await?);
@@ -88,9 +100,19 @@ pub async fn probe(
             missing_dirs.insert(dir);
         }
     }
+    let claude_json_exists =
+        needs.onboarding && engine.path_exists(id, &identity.claude_json_path()).await?;
+    let settings = if needs.settings {
+        let path = identity::join(&identity.config_dir, crate::login::SETTINGS_FILE);
+        text(read_back(engine, id, &path, 1 << 20).await?)
+    } else {
+        None
+    };
     Ok(Layout {
         identity,
         missing_dirs,
+        claude_json_exists,
+        settings,
     })
 }
 
@@ -210,6 +232,8 @@ mod tests {
         let layout = Layout {
             identity: agent(),
             missing_dirs: BTreeSet::from(["/home/agent/.claude".to_string()]),
+            claude_json_exists: false,
+            settings: None,
         };
         let creds = Secret::from("{}".to_string());
         let e = entries(&layout, Some(&creds), &[]);
@@ -222,6 +246,8 @@ mod tests {
         let layout = Layout {
             identity: agent(),
             missing_dirs: BTreeSet::new(),
+            claude_json_exists: false,
+            settings: None,
         };
         assert_eq!(entries(&layout, Some(&creds), &[]).len(), 1);
     }

@@ -550,6 +550,21 @@ impl Engine {
         context: Vec<u8>,
         tag: &str,
         labels: HashMap<String, String>,
+        progress: impl FnMut(&str) + Send,
+    ) -> Result<()> {
+        let context = futures::stream::once(futures::future::ready(Ok(Bytes::from(context))));
+        self.build_image_streamed(context, tag, labels, progress)
+            .await
+    }
+
+    /// [`Engine::build_image`] with the context as a stream of chunks, so a large context
+    /// (a 400 MB `claude`) is sent as it is read instead of held in memory. A chunk that
+    /// is an error aborts the upload.
+    pub async fn build_image_streamed(
+        &self,
+        context: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+        tag: &str,
+        labels: HashMap<String, String>,
         mut progress: impl FnMut(&str) + Send,
     ) -> Result<()> {
         let options = BuildImageOptions {
@@ -563,7 +578,7 @@ impl Engine {
         let mut stream = std::pin::pin!(self.docker.build_image(
             options,
             None,
-            Some(bollard::body_full(context.into()))
+            Some(bollard::body_try_stream(context))
         ));
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| EngineError::from_bollard("build image", tag, e))?;

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{AgentSpec, Spec};
 use crate::engine::ContainerConfig;
+use crate::plan::Role;
 
 pub mod label {
     //! Label keys. They are a contract: `ps`, `down` and other machines rely on them.
@@ -15,6 +16,8 @@ pub mod label {
     pub const AGENT: &str = "claunch.agent";
     pub const REPLICA: &str = "claunch.replica";
     pub const CONFIG_HASH: &str = "claunch.config-hash";
+    /// `leader` (holds the login's refresh token), `follower` (access token only) or `shared`.
+    pub const ROLE: &str = "claunch.role";
     /// On networks and volumes claunch created (and so may remove).
     pub const MANAGED: &str = "claunch.managed";
 }
@@ -35,11 +38,13 @@ pub fn network_name(project: &str, agent: &AgentSpec) -> String {
 /// made from an older config. Replicas and the smoke test are left out: changing them
 /// must not recreate running agents. Files are hashed by content, since claunch delivers
 /// them at creation.
-pub fn config_hash(agent: &AgentSpec, image_id: &str) -> String {
+pub fn config_hash(agent: &AgentSpec, image_id: &str, login_mode: &str) -> String {
     let mut h = Sha256::new();
     let shape = serde_json::json!({
         "image": &agent.image,
         "image_id": image_id,
+        "login": login_mode,
+        "onboarding": agent.onboarding,
         "user": &agent.user,
         "command": &agent.command,
         "entrypoint": &agent.entrypoint,
@@ -102,6 +107,7 @@ pub fn container_config(
     agent: &AgentSpec,
     replica: u32,
     hash: &str,
+    role: Role,
 ) -> ContainerConfig {
     let base = spec.file.parent().unwrap_or_else(|| Path::new("."));
     let labels = HashMap::from([
@@ -109,6 +115,7 @@ pub fn container_config(
         (label::AGENT.to_string(), agent.name.clone()),
         (label::REPLICA.to_string(), replica.to_string()),
         (label::CONFIG_HASH.to_string(), hash.to_string()),
+        (label::ROLE.to_string(), role.as_str().to_string()),
     ]);
     ContainerConfig {
         image: agent.image.clone(),

@@ -17,6 +17,16 @@ impl Identity {
         join(&self.config_dir, ".credentials.json")
     }
 
+    /// `~/.claude.json` (under `$CLAUDE_CONFIG_DIR` when that is set), where claude keeps
+    /// its onboarding state.
+    pub fn claude_json_path(&self) -> String {
+        if self.config_dir == join(&self.home, ".claude") {
+            join(&self.home, ".claude.json")
+        } else {
+            join(&self.config_dir, ".claude.json")
+        }
+    }
+
     /// `target` made absolute: relative targets are relative to HOME.
     pub fn resolve_target(&self, target: &str) -> String {
         if target.starts_with('/') {

@@ -13,11 +13,14 @@ pub mod deliver;
 pub mod engine;
 pub mod fleet;
 pub mod identity;
+pub mod login;
 pub mod plan;
 pub mod report;
 pub mod run;
 pub mod secret;
 pub mod smoke;
+pub mod source;
+pub mod sync;
 
 use clap::CommandFactory;
 
@@ -81,6 +84,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 tag: a.tag,
             };
             commands::image::build(&global, options, report::pick(false)).await
+        }
+        Command::Creds(c) => {
+            let duration = |flag: &str, v: &str| {
+                config::parse_duration(v).map_err(|e| anyhow::anyhow!("--{flag} {v}: {e}"))
+            };
+            match c {
+                cli::CredsCommand::Sync(a) => {
+                    let options = commands::creds::SyncOptions {
+                        watch: a.watch,
+                        ahead: duration("ahead", &a.ahead)?,
+                        interval: duration("interval", &a.interval)?,
+                    };
+                    commands::creds::sync(&global, options, report::pick(false)).await
+                }
+                cli::CredsCommand::Push { target } => {
+                    commands::creds::push(&global, target.as_deref(), report::pick(false)).await
+                }
+                cli::CredsCommand::Status(a) => {
+                    let options = commands::creds::StatusOptions {
+                        json: a.json,
+                        warn: duration("warn", &a.warn)?,
+                        critical: duration("critical", &a.critical)?,
+                    };
+                    commands::creds::status(&global, options).await
+                }
+            }
+        }
+        Command::Doctor(a) => {
+            let options = commands::doctor::DoctorOptions {
+                target: a.target,
+                smoke: a.smoke,
+                json: a.json,
+            };
+            commands::doctor::run(&global, options).await
         }
         Command::Ps(a) => commands::ps::run(&global, a.json).await,
         Command::Logs(a) => {

@@ -13,6 +13,37 @@ pub struct Observed {
     pub replica: Option<u32>,
     pub config_hash: String,
     pub running: bool,
+    /// The `claunch.role` label: whether it holds the login's refresh token.
+    pub role: Role,
+}
+
+/// Who holds what of a login. Refresh tokens rotate on use, so exactly one container per
+/// login may hold one (the leader); the others get the access token alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    Leader,
+    Follower,
+    /// Every container holds the same non-rotating credential (a setup token, an API key).
+    #[default]
+    Shared,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Leader => "leader",
+            Self::Follower => "follower",
+            Self::Shared => "shared",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "leader" => Self::Leader,
+            "follower" => Self::Follower,
+            _ => Self::Shared,
+        }
+    }
 }
 
 /// What one declared agent should look like.
@@ -28,12 +59,14 @@ pub enum Action {
     Create {
         agent: String,
         replica: u32,
+        role: Role,
     },
-    /// The config changed (or `--force-recreate`): replace the container.
+    /// The config changed (or `--force-recreate`, or the leader must move here): replace it.
     Recreate {
         agent: String,
         replica: u32,
         old: Observed,
+        role: Role,
     },
     /// Up to date but stopped: deliver fresh credentials and start it again.
     Start {
@@ -67,16 +100,28 @@ pub struct Plan {
     pub orphans: Vec<Observed>,
 }
 
+/// How `up` was asked to converge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    pub force_recreate: bool,
+    pub remove_orphans: bool,
+    /// Agents were named on the command line: leave the others (and orphans) alone.
+    pub only_declared: bool,
+    /// The login rotates its refresh token: one leader, the rest followers.
+    pub rotating: bool,
+}
+
 /// Decides the actions for `desired` agents. Containers of other agents are orphans:
 /// listed, or removed when `remove_orphans`; with `only_declared` (agents named on the
-/// command line) they are not considered at all.
-pub fn plan(
-    desired: &[Desired],
-    observed: &[Observed],
-    force_recreate: bool,
-    remove_orphans: bool,
-    only_declared: bool,
-) -> Plan {
+/// command line) they are not considered at all. With a rotating login, see
+/// [`assign_roles`].
+pub fn plan(desired: &[Desired], observed: &[Observed], options: Options) -> Plan {
+    let Options {
+        force_recreate,
+        remove_orphans,
+        only_declared,
+        rotating,
+    } = options;
     let mut out = Plan::default();
     let mut by_agent: BTreeMap<&str, Vec<&Observed>> = BTreeMap::new();
     for o in observed {
@@ -110,13 +155,23 @@ pub fn plan(
         }
         for replica in 1..=want.replicas {
             let agent = want.agent.clone();
+            let role = if rotating {
+                Role::Follower
+            } else {
+                Role::Shared
+            };
             out.actions.push(match slots.remove(&replica) {
-                None => Action::Create { agent, replica },
+                None => Action::Create {
+                    agent,
+                    replica,
+                    role,
+                },
                 Some(o) if force_recreate || o.config_hash != want.config_hash => {
                     Action::Recreate {
                         agent,
                         replica,
                         old: o.clone(),
+                        role,
                     }
                 }
                 Some(o) if !o.running => Action::Start {
@@ -130,6 +185,10 @@ pub fn plan(
             });
         }
     }
+    let leaders_elsewhere = by_agent
+        .values()
+        .flatten()
+        .any(|o| o.role == Role::Leader && o.running);
     if !only_declared {
         for o in by_agent.into_values().flatten() {
             if remove_orphans {
@@ -142,7 +201,60 @@ pub fn plan(
             }
         }
     }
+    if rotating {
+        // Containers of agents not being converged keep their roles; a leader among them
+        // still counts when only some agents were named.
+        assign_roles(&mut out.actions, only_declared && leaders_elsewhere);
+    }
     out
+}
+
+/// Makes exactly one container the leader of a rotating login: an existing running
+/// leader that stays, else the first container to be made, else the first kept one is
+/// recreated as leader (its label cannot change in place). Extra leaders are recreated as
+/// followers, since two holders of one refresh token break each other.
+fn assign_roles(actions: &mut [Action], leader_elsewhere: bool) {
+    let mut have_leader = leader_elsewhere;
+    for a in actions.iter_mut() {
+        let existing = match a {
+            Action::Keep { existing } | Action::Start { existing, .. } => existing,
+            _ => continue,
+        };
+        if existing.role == Role::Leader && !have_leader {
+            have_leader = true;
+        } else if existing.role == Role::Leader || existing.role == Role::Shared {
+            *a = recreate_as(a, Role::Follower);
+        }
+    }
+    if have_leader {
+        return;
+    }
+    let first_new = actions
+        .iter()
+        .position(|a| matches!(a, Action::Create { .. } | Action::Recreate { .. }));
+    let first_kept = actions
+        .iter()
+        .position(|a| matches!(a, Action::Keep { .. } | Action::Start { .. }));
+    match (first_new, first_kept) {
+        (Some(i), _) => match &mut actions[i] {
+            Action::Create { role, .. } | Action::Recreate { role, .. } => *role = Role::Leader,
+            _ => unreachable!("found above"),
+        },
+        (None, Some(i)) => actions[i] = recreate_as(&actions[i], Role::Leader),
+        (None, None) => {}
+    }
+}
+
+fn recreate_as(action: &Action, role: Role) -> Action {
+    match action {
+        Action::Keep { existing } | Action::Start { existing, .. } => Action::Recreate {
+            agent: existing.agent.clone(),
+            replica: existing.replica.unwrap_or(1),
+            old: existing.clone(),
+            role,
+        },
+        other => other.clone(),
+    }
 }
 
 impl Plan {
@@ -166,7 +278,52 @@ mod tests {
             replica: Some(replica),
             config_hash: hash.into(),
             running,
+            role: Role::Shared,
         }
+    }
+
+    fn opts(force_recreate: bool, remove_orphans: bool, only_declared: bool) -> Options {
+        Options {
+            force_recreate,
+            remove_orphans,
+            only_declared,
+            rotating: false,
+        }
+    }
+
+    fn rotating() -> Options {
+        Options {
+            rotating: true,
+            ..Options::default()
+        }
+    }
+
+    fn with_role(mut o: Observed, role: Role) -> Observed {
+        o.role = role;
+        o
+    }
+
+    fn roles(p: &Plan) -> Vec<String> {
+        p.actions
+            .iter()
+            .map(|a| match a {
+                Action::Create {
+                    agent,
+                    replica,
+                    role,
+                } => format!("create {agent}-{replica} {}", role.as_str()),
+                Action::Recreate {
+                    agent,
+                    replica,
+                    role,
+                    ..
+                } => format!("recreate {agent}-{replica} {}", role.as_str()),
+                Action::Start { existing, .. } | Action::Keep { existing } => {
+                    format!("keep {} {}", existing.name, existing.role.as_str())
+                }
+                Action::Remove { existing, .. } => format!("remove {}", existing.name),
+            })
+            .collect()
     }
 
     fn want(agent: &str, replicas: u32, hash: &str) -> Desired {
@@ -181,7 +338,7 @@ mod tests {
         p.actions
             .iter()
             .map(|a| match a {
-                Action::Create { agent, replica } => format!("create {agent}-{replica}"),
+                Action::Create { agent, replica, .. } => format!("create {agent}-{replica}"),
                 Action::Recreate { agent, replica, .. } => format!("recreate {agent}-{replica}"),
                 Action::Start { agent, replica, .. } => format!("start {agent}-{replica}"),
                 Action::Keep { existing } => format!("keep {}", existing.name),
@@ -197,9 +354,7 @@ mod tests {
         let p = plan(
             &[want("a", 2, "h"), want("b", 1, "h")],
             &[],
-            false,
-            false,
-            false,
+            opts(false, false, false),
         );
         assert_eq!(kinds(&p), ["create a-1", "create a-2", "create b-1"]);
     }
@@ -209,9 +364,7 @@ mod tests {
         let p = plan(
             &[want("a", 2, "h")],
             &[obs("a", 1, "h", true), obs("a", 2, "h", true)],
-            false,
-            false,
-            false,
+            opts(false, false, false),
         );
         assert!(p.is_noop());
         assert_eq!(kinds(&p), ["keep p-a-1", "keep p-a-2"]);
@@ -224,7 +377,7 @@ mod tests {
             obs("a", 2, "h", true),
             obs("a", 3, "h", true),
         ];
-        let p = plan(&[want("a", 1, "h")], &have, false, false, false);
+        let p = plan(&[want("a", 1, "h")], &have, opts(false, false, false));
         assert_eq!(
             kinds(&p),
             [
@@ -233,7 +386,7 @@ mod tests {
                 "keep p-a-1"
             ]
         );
-        let p = plan(&[want("a", 4, "h")], &have, false, false, false);
+        let p = plan(&[want("a", 4, "h")], &have, opts(false, false, false));
         assert_eq!(
             kinds(&p),
             ["keep p-a-1", "keep p-a-2", "keep p-a-3", "create a-4"]
@@ -245,17 +398,13 @@ mod tests {
         let p = plan(
             &[want("a", 2, "new")],
             &[obs("a", 1, "old", true), obs("a", 2, "new", false)],
-            false,
-            false,
-            false,
+            opts(false, false, false),
         );
         assert_eq!(kinds(&p), ["recreate a-1", "start a-2"]);
         let p = plan(
             &[want("a", 1, "h")],
             &[obs("a", 1, "h", true)],
-            true,
-            false,
-            false,
+            opts(true, false, false),
         );
         assert_eq!(kinds(&p), ["recreate a-1"]);
     }
@@ -267,9 +416,7 @@ mod tests {
         let p = plan(
             &[want("a", 1, "h")],
             &[stale, obs("a", 1, "h", true)],
-            false,
-            false,
-            false,
+            opts(false, false, false),
         );
         assert_eq!(kinds(&p), ["remove p-a-1-stale Duplicate", "keep p-a-1"]);
     }
@@ -277,12 +424,62 @@ mod tests {
     #[test]
     fn orphans_are_reported_or_removed_and_ignored_for_a_subset() {
         let have = [obs("gone", 1, "h", true)];
-        let p = plan(&[want("a", 0, "h")], &have, false, false, false);
+        let p = plan(&[want("a", 0, "h")], &have, opts(false, false, false));
         assert_eq!(p.orphans.len(), 1);
         assert!(p.actions.is_empty());
-        let p = plan(&[want("a", 0, "h")], &have, false, true, false);
+        let p = plan(&[want("a", 0, "h")], &have, opts(false, true, false));
         assert_eq!(kinds(&p), ["remove p-gone-1 Orphan"]);
-        let p = plan(&[want("a", 0, "h")], &have, false, true, true);
+        let p = plan(&[want("a", 0, "h")], &have, opts(false, true, true));
         assert!(p.actions.is_empty() && p.orphans.is_empty());
+    }
+
+    #[test]
+    fn a_rotating_login_gets_exactly_one_leader() {
+        let p = plan(&[want("a", 2, "h"), want("b", 1, "h")], &[], rotating());
+        assert_eq!(
+            roles(&p),
+            [
+                "create a-1 leader",
+                "create a-2 follower",
+                "create b-1 follower"
+            ]
+        );
+        // A running leader stays leader; new containers follow.
+        let have = [with_role(obs("a", 1, "h", true), Role::Leader)];
+        let p = plan(&[want("a", 2, "h")], &have, rotating());
+        assert_eq!(roles(&p), ["keep p-a-1 leader", "create a-2 follower"]);
+    }
+
+    #[test]
+    fn a_lost_leader_is_replaced_and_extra_leaders_demoted() {
+        // The leader was scaled away: the first kept follower is recreated as leader.
+        let have = [
+            with_role(obs("a", 1, "h", true), Role::Follower),
+            with_role(obs("a", 2, "h", true), Role::Leader),
+        ];
+        let p = plan(&[want("a", 1, "h")], &have, rotating());
+        assert_eq!(roles(&p), ["remove p-a-2", "recreate a-1 leader"]);
+        // Two leaders (e.g. a crash mid-up): one stays, the other becomes a follower.
+        let have = [
+            with_role(obs("a", 1, "h", true), Role::Leader),
+            with_role(obs("a", 2, "h", true), Role::Leader),
+        ];
+        let p = plan(&[want("a", 2, "h")], &have, rotating());
+        assert_eq!(roles(&p), ["keep p-a-1 leader", "recreate a-2 follower"]);
+        // A stopped leader is started again and stays leader: it still holds the token.
+        let have = [with_role(obs("a", 1, "h", false), Role::Leader)];
+        let p = plan(&[want("a", 2, "h")], &have, rotating());
+        assert_eq!(roles(&p), ["keep p-a-1 leader", "create a-2 follower"]);
+    }
+
+    #[test]
+    fn a_leader_of_an_agent_not_named_still_counts() {
+        let have = [with_role(obs("a", 1, "h", true), Role::Leader)];
+        let options = Options {
+            only_declared: true,
+            ..rotating()
+        };
+        let p = plan(&[want("b", 1, "h")], &have, options);
+        assert_eq!(roles(&p), ["create b-1 follower"]);
     }
 }

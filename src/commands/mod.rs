@@ -1,6 +1,8 @@
 //! One module per command, and what they share: loading the spec, reaching the engine,
 //! and finding the project's containers.
 
+pub mod creds;
+pub mod doctor;
 pub mod down;
 pub mod exec;
 pub mod image;
@@ -65,6 +67,7 @@ pub struct Member {
     pub agent: String,
     pub replica: Option<u32>,
     pub config_hash: String,
+    pub role: crate::plan::Role,
     pub state: String,
     pub image: String,
     /// Unix seconds.
@@ -96,6 +99,7 @@ pub async fn members(engine: &Engine, project: &str) -> anyhow::Result<Vec<Membe
                 agent: get(label::AGENT),
                 replica: get(label::REPLICA).parse().ok(),
                 config_hash: get(label::CONFIG_HASH),
+                role: crate::plan::Role::parse(&get(label::ROLE)),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 image: c.image.unwrap_or_default(),
                 created: c.created.unwrap_or_default(),

@@ -14,6 +14,8 @@ pub struct Row {
     pub name: String,
     pub agent: String,
     pub replica: Option<u32>,
+    /// `leader`, `follower` or `shared`: who holds the login's refresh token.
+    pub role: String,
     pub state: String,
     pub image: String,
     pub started_at: Option<String>,
@@ -37,6 +39,7 @@ async fn row(engine: &Engine, m: Member) -> Row {
         name: m.name.clone(),
         agent: m.agent.clone(),
         replica: m.replica,
+        role: m.role.as_str().to_string(),
         state: m.state.clone(),
         image: m.image.clone(),
         started_at: None,
@@ -59,7 +62,16 @@ async fn row(engine: &Engine, m: Member) -> Row {
     }
     let env = config.env.unwrap_or_default();
     let user = config.user.filter(|u| !u.is_empty());
-    let layout = match deliver::probe(engine, &m.id, user.as_deref(), &env, &[]).await {
+    let layout = match deliver::probe(
+        engine,
+        &m.id,
+        user.as_deref(),
+        &env,
+        &[],
+        deliver::Needs::default(),
+    )
+    .await
+    {
         Ok(l) => l,
         Err(e) => {
             row.credentials = format!("unknown: {e}");
@@ -152,12 +164,13 @@ pub async fn run(global: &Global, json: bool) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    let table: Vec<[String; 6]> = rows
+    let table: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
             [
                 r.name.clone(),
                 r.agent.clone(),
+                r.role.clone(),
                 r.state.clone(),
                 r.image.clone(),
                 r.uptime_secs.map_or_else(|| "-".into(), describe_uptime),
@@ -165,7 +178,16 @@ pub async fn run(global: &Global, json: bool) -> anyhow::Result<i32> {
             ]
         })
         .collect();
-    let header = ["NAME", "AGENT", "STATE", "IMAGE", "UPTIME", "CREDENTIALS"].map(String::from);
+    let header = [
+        "NAME",
+        "AGENT",
+        "ROLE",
+        "STATE",
+        "IMAGE",
+        "UPTIME",
+        "CREDENTIALS",
+    ]
+    .map(String::from);
     let mut widths = header.clone().map(|h| h.len());
     for line in &table {
         for (w, cell) in widths.iter_mut().zip(line) {

@@ -2,7 +2,7 @@
 //! start and smoke-test each replica, several at a time, reporting as it goes.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -11,15 +11,19 @@ use tokio::sync::OnceCell;
 
 use super::{members, Global, Member};
 use crate::config::{AgentSpec, CredentialsSpec, Spec};
-use crate::credentials::{self, Credentials};
+use crate::credentials;
 use crate::deliver::{self, Layout, Payload};
 use crate::engine::{Engine, EngineError, Output};
 use crate::fleet::{self, label};
+use crate::login::Login;
+use crate::plan::Role;
 use crate::plan::{self, Action, Desired, Observed, RemoveReason};
 use crate::report::{Outcome, Reporter, Step};
 use crate::run::{self, Lines};
 use crate::secret::Secret;
 use crate::smoke::{self, Verdict};
+use crate::source;
+use crate::sync;
 
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
@@ -39,6 +43,7 @@ struct Prepared {
     user: Option<String>,
     env: Vec<String>,
     files: Vec<Payload>,
+    needs: deliver::Needs,
     /// Worked out once from the first container made, then reused by its replicas.
     layout: OnceCell<Layout>,
 }
@@ -47,7 +52,8 @@ struct Shared {
     engine: Engine,
     spec: Spec,
     reporter: Arc<dyn Reporter>,
-    credentials: Secret,
+    /// The login; a leader's refresh during `up` replaces it before followers are made.
+    login: RwLock<Login>,
     agents: HashMap<String, Arc<Prepared>>,
     smoke: bool,
 }
@@ -69,7 +75,7 @@ pub async fn run(
             );
         }
     }
-    let credentials = read_credentials(&spec, reporter.as_ref())?;
+    let login = source::fetch(&spec.credentials, reporter.as_ref())?;
     let engine = super::connect(global).await?;
 
     let selected: Vec<AgentSpec> = spec
@@ -80,7 +86,7 @@ pub async fn run(
         .collect();
     let mut agents = HashMap::new();
     for agent in selected {
-        let prepared = prepare(&engine, &spec, agent).await?;
+        let prepared = prepare(&engine, &spec, agent, &login).await?;
         agents.insert(prepared.agent.name.clone(), Arc::new(prepared));
     }
 
@@ -99,13 +105,13 @@ pub async fn run(
             config_hash: p.hash.clone(),
         })
         .collect();
-    let plan = plan::plan(
-        &desired,
-        &observed,
-        options.force_recreate,
-        options.remove_orphans,
-        !options.agents.is_empty(),
-    );
+    let plan_options = plan::Options {
+        force_recreate: options.force_recreate,
+        remove_orphans: options.remove_orphans,
+        only_declared: !options.agents.is_empty(),
+        rotating: login.rotating(),
+    };
+    let plan = plan::plan(&desired, &observed, plan_options);
     for orphan in &plan.orphans {
         reporter.warn(&format!(
             "found container {} of agent `{}`, which is not in {}: `claunch up --remove-orphans` removes it",
@@ -121,7 +127,7 @@ pub async fn run(
         engine,
         spec,
         reporter: reporter.clone(),
-        credentials,
+        login: RwLock::new(login),
         agents,
         smoke: !options.no_smoke,
     });
@@ -152,11 +158,13 @@ pub async fn run(
             tasks.push(action);
         }
     }
-    let changed: Vec<(String, bool)> = stream::iter(tasks)
+    let mut changed = leader_first(&shared, &mut tasks, &observed).await;
+    let rest: Vec<(String, bool)> = stream::iter(tasks)
         .map(|a| converge(shared.clone(), a))
         .buffer_unordered(parallel)
         .collect()
         .await;
+    changed.extend(rest);
     let failed: Vec<&String> = changed
         .iter()
         .filter(|(_, ok)| !ok)
@@ -201,29 +209,12 @@ pub fn apply_scale(spec: &mut Spec, scale: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_credentials(spec: &Spec, reporter: &dyn Reporter) -> anyhow::Result<Secret> {
-    let CredentialsSpec::File(path) = &spec.credentials;
-    let creds = Credentials::read_file(path)?;
-    if credentials::readable_by_others(path) {
-        reporter.warn(&format!(
-            "{} can be read by other users: run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        ));
-    }
-    if let Some(left) = creds.summary.expires_in_ms(credentials::now_ms()) {
-        if left <= 0 && !creds.summary.has_refresh_token {
-            reporter.warn(&format!(
-                "{}: the access token {} and there is no refresh token: run `claude login`",
-                path.display(),
-                credentials::describe_remaining(left)
-            ));
-        }
-    }
-    Ok(creds.raw().clone())
-}
-
-async fn prepare(engine: &Engine, spec: &Spec, agent: AgentSpec) -> anyhow::Result<Prepared> {
+async fn prepare(
+    engine: &Engine,
+    spec: &Spec,
+    agent: AgentSpec,
+    login: &Login,
+) -> anyhow::Result<Prepared> {
     let image = engine.inspect_image(&agent.image).await.map_err(|e| {
         if e.is_not_found() {
             anyhow::anyhow!(
@@ -259,7 +250,11 @@ async fn prepare(engine: &Engine, spec: &Spec, agent: AgentSpec) -> anyhow::Resu
     }
     check_volumes(spec, &agent)?;
     Ok(Prepared {
-        hash: fleet::config_hash(&agent, &image_id),
+        hash: fleet::config_hash(&agent, &image_id, login.mode()),
+        needs: deliver::Needs {
+            onboarding: agent.onboarding,
+            settings: matches!(login, Login::ApiKey(_)),
+        },
         agent,
         user,
         env,
@@ -271,7 +266,9 @@ async fn prepare(engine: &Engine, spec: &Spec, agent: AgentSpec) -> anyhow::Resu
 /// Refuses a volume that would mount the host's Claude login into a container: claunch
 /// delivers credentials itself, and a shared, writable login breaks on token rotation.
 fn check_volumes(spec: &Spec, agent: &AgentSpec) -> anyhow::Result<()> {
-    let CredentialsSpec::File(creds) = &spec.credentials;
+    let CredentialsSpec::File(creds) = &spec.credentials else {
+        return Ok(());
+    };
     let claude_dir = creds.parent();
     let base = spec
         .file
@@ -335,6 +332,7 @@ async fn ensure_networks_and_volumes<'a>(
 
 fn observed(m: Member) -> Observed {
     Observed {
+        role: m.role,
         running: m.running(),
         id: m.id,
         name: m.name,
@@ -380,18 +378,23 @@ fn failed(message: &str, hint: Option<&str>) -> Outcome {
 
 /// Creates (or recreates, or restarts) one replica and smoke-tests it.
 async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
-    let (agent, replica, replace, restart) = match action {
-        Action::Create { agent, replica } => (agent, replica, None, None),
+    let (agent, replica, role, replace, restart) = match action {
+        Action::Create {
+            agent,
+            replica,
+            role,
+        } => (agent, replica, role, None, None),
         Action::Recreate {
             agent,
             replica,
             old,
-        } => (agent, replica, Some(old), None),
+            role,
+        } => (agent, replica, role, Some(old), None),
         Action::Start {
             agent,
             replica,
             existing,
-        } => (agent, replica, None, Some(existing)),
+        } => (agent, replica, existing.role, None, Some(existing)),
         Action::Keep { .. } | Action::Remove { .. } => unreachable!("handled before"),
     };
     let prepared = shared.agents[&agent].clone();
@@ -418,7 +421,7 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
                     return (name, false);
                 }
             }
-            match create_and_start(&shared, &prepared, replica, &name).await {
+            match create_and_start(&shared, &prepared, replica, role, &name).await {
                 Ok(id) => id,
                 Err(e) => {
                     r.finished(&name, &failed(&format!("{e:#}"), None));
@@ -469,24 +472,21 @@ async fn create_and_start(
     shared: &Shared,
     prepared: &Prepared,
     replica: u32,
+    role: Role,
     name: &str,
 ) -> anyhow::Result<String> {
     let r = shared.reporter.as_ref();
     let engine = &shared.engine;
     r.step(name, Step::Create);
-    let config = fleet::container_config(&shared.spec, &prepared.agent, replica, &prepared.hash);
+    let config =
+        fleet::container_config(&shared.spec, &prepared.agent, replica, &prepared.hash, role);
     let id = create(engine, r, name, config, &prepared.hash).await?;
     let result = async {
         r.step(name, Step::Credentials);
         let layout = layout_for(shared, prepared, &id).await?;
+        let (creds, files) = payload(shared, prepared, layout, role);
         retry(r, name, || {
-            deliver::deliver(
-                engine,
-                &id,
-                layout,
-                Some(&shared.credentials),
-                &prepared.files,
-            )
+            deliver::deliver(engine, &id, layout, creds.as_ref(), &files)
         })
         .await
         .context("delivering credentials")?;
@@ -501,6 +501,144 @@ async fn create_and_start(
     }
     Ok(id)
 }
+
+/// What a container with `role` gets: its credentials file, then the login's other files
+/// (an API key and its settings), `~/.claude.json` for `onboarding`, and the agent's
+/// `files:`.
+fn payload(
+    shared: &Shared,
+    prepared: &Prepared,
+    layout: &Layout,
+    role: Role,
+) -> (Option<Secret>, Vec<Payload>) {
+    let login = shared.login.read().expect("login lock");
+    let creds = login.credentials_file(role);
+    let id = &layout.identity;
+    let mut files = login.extra_files(&id.config_dir, layout.settings.as_deref());
+    if prepared.agent.onboarding && !layout.claude_json_exists {
+        files.push(Payload {
+            target: id.claude_json_path(),
+            mode: 0o600,
+            contents: Secret::from("{\"hasCompletedOnboarding\": true}\n".to_string()),
+        });
+    }
+    files.extend(prepared.files.iter().cloned());
+    (creds, files)
+}
+
+/// With a rotating login close to expiry, the leader goes first: its claude refreshes the
+/// login, claunch writes the new one back to the source, and only then are followers
+/// given the new access token. A leader that already runs is made to refresh.
+async fn leader_first(
+    shared: &Arc<Shared>,
+    tasks: &mut Vec<Action>,
+    observed: &[Observed],
+) -> Vec<(String, bool)> {
+    let current = {
+        let login = shared.login.read().expect("login lock");
+        match &*login {
+            Login::Rotating(c) => c.clone(),
+            _ => return Vec::new(),
+        }
+    };
+    let near = current
+        .summary
+        .expires_in_ms(credentials::now_ms())
+        .is_none_or(|ms| {
+            ms < LEADER_FIRST_WITHIN
+                .as_millis()
+                .try_into()
+                .unwrap_or(i64::MAX)
+        });
+    if !near {
+        return Vec::new();
+    }
+    let r = shared.reporter.as_ref();
+    let is_leader = |a: &Action| {
+        matches!(
+            a,
+            Action::Create {
+                role: Role::Leader,
+                ..
+            } | Action::Recreate {
+                role: Role::Leader,
+                ..
+            }
+        ) || matches!(a, Action::Start { existing, .. } if existing.role == Role::Leader)
+    };
+    let mut results = Vec::new();
+    let (agent, name, id) = if let Some(i) = tasks.iter().position(is_leader) {
+        let action = tasks.remove(i);
+        r.info("the login's access token is expired or about to be: starting the leader first so it refreshes");
+        let (agent, replica) = match &action {
+            Action::Create { agent, replica, .. }
+            | Action::Recreate { agent, replica, .. }
+            | Action::Start { agent, replica, .. } => (agent.clone(), *replica),
+            _ => unreachable!("a leader action"),
+        };
+        let result = converge(shared.clone(), action).await;
+        let ok = result.1;
+        results.push(result);
+        if !ok {
+            return results;
+        }
+        let name = fleet::container_name(&shared.spec.project, &agent, replica);
+        (agent, name.clone(), name)
+    } else if let Some(o) = observed
+        .iter()
+        .find(|o| o.role == Role::Leader && o.running)
+    {
+        if !shared.agents.contains_key(&o.agent) {
+            return results;
+        }
+        (o.agent.clone(), o.name.clone(), o.id.clone())
+    } else {
+        return results;
+    };
+    let prepared = shared.agents[&agent].clone();
+    let Ok(layout) = layout_for(shared, &prepared, &id).await else {
+        return results;
+    };
+    let holder = sync::Holder {
+        id,
+        name,
+        layout: layout.clone(),
+    };
+    let source = &shared.spec.credentials;
+    let mut newest = sync::adopt_from_leader(&shared.engine, source, &current, &holder, r).await;
+    if let Ok(c) = &newest {
+        let still_near = c
+            .summary
+            .expires_in_ms(credentials::now_ms())
+            .is_none_or(|ms| {
+                ms < LEADER_FIRST_WITHIN
+                    .as_millis()
+                    .try_into()
+                    .unwrap_or(i64::MAX)
+            });
+        if still_near {
+            let timeout = prepared
+                .agent
+                .smoke
+                .as_ref()
+                .map_or(Duration::from_secs(120), |s| s.timeout);
+            newest = match sync::make_leader_refresh(&shared.engine, c, &holder, timeout, r).await {
+                Ok(()) => sync::adopt_from_leader(&shared.engine, source, c, &holder, r).await,
+                Err(e) => Err(e),
+            };
+        }
+    }
+    match newest {
+        Ok(c) => *shared.login.write().expect("login lock") = Login::Rotating(c),
+        Err(e) => r.warn(&format!(
+            "could not take the refreshed login from the leader: {e:#}"
+        )),
+    }
+    results
+}
+
+/// How close to expiry a login must be for `up` to start its leader before the others.
+const LEADER_FIRST_WITHIN: Duration = Duration::from_secs(30 * 60);
 
 /// Creates the container; when a retried create finds its name taken by a container it
 /// made itself (same labels), that one is used instead of failing.
@@ -551,6 +689,7 @@ async fn layout_for<'a>(
                 prepared.user.as_deref(),
                 &prepared.env,
                 &targets,
+                prepared.needs,
             )
             .await
             .with_context(|| format!("agent `{}`", prepared.agent.name))
@@ -566,14 +705,9 @@ async fn restart_existing(
     let r = shared.reporter.as_ref();
     r.step(&existing.name, Step::Credentials);
     let layout = layout_for(shared, prepared, &existing.id).await?;
+    let (creds, files) = payload(shared, prepared, layout, existing.role);
     retry(r, &existing.name, || {
-        deliver::deliver(
-            &shared.engine,
-            &existing.id,
-            layout,
-            Some(&shared.credentials),
-            &prepared.files,
-        )
+        deliver::deliver(&shared.engine, &existing.id, layout, creds.as_ref(), &files)
     })
     .await?;
     r.step(&existing.name, Step::Start);

@@ -12,6 +12,7 @@ use super::{AgentSpec, FileSpec, SmokeSpec};
 pub(super) fn agent_spec(
     name: String,
     raw: RawAgent,
+    onboarding: bool,
     base: &[Seg],
     ctx: &Ctx,
 ) -> Result<AgentSpec, ConfigError> {
@@ -46,6 +47,7 @@ pub(super) fn agent_spec(
         volumes: raw.volumes,
         files,
         smoke,
+        onboarding: raw.onboarding.unwrap_or(onboarding),
     })
 }
 

@@ -6,9 +6,9 @@ use super::agent;
 use super::error::ConfigError;
 use super::locate::{locate, render, Seg};
 use super::project::{self, Origin};
-use super::raw::{RawConfig, RawCredentials};
+use super::raw::RawConfig;
 use super::sourcemap::SourceMap;
-use super::{AgentSpec, CredentialsSpec, Spec};
+use super::{credentials, AgentSpec, Spec};
 
 /// What building needs besides the parsed file.
 pub(crate) struct Ctx<'a> {
@@ -17,6 +17,8 @@ pub(crate) struct Ctx<'a> {
     pub absolute: &'a Path,
     /// The config's directory, absolute: relative paths start here.
     pub dir: &'a Path,
+    /// The file as written, before interpolation.
+    pub source: &'a str,
     /// The interpolated text, in which keys are located.
     pub text: &'a str,
     pub map: &'a SourceMap,
@@ -43,18 +45,22 @@ impl Ctx<'_> {
         message: String,
         hint: Option<&str>,
     ) -> ConfigError {
-        // nth 0: the value did not come from the file, so there is no line.
-        let at = (nth > 0)
-            .then(|| locate(self.text, segs, nth))
-            .flatten()
-            .map(|(line, column)| self.map.to_source(line, column));
         ConfigError::Invalid {
             path: self.file.to_owned(),
-            line: at.map(|at| at.0),
+            line: self.line_of(segs, nth),
             key_path: render(segs),
             message,
             hint: hint.map(str::to_owned),
         }
+    }
+
+    /// The line in the file of the `nth` occurrence of the key path, if found.
+    pub(super) fn line_of(&self, segs: &[Seg], nth: usize) -> Option<usize> {
+        // nth 0: the value did not come from the file, so there is no line.
+        (nth > 0)
+            .then(|| locate(self.text, segs, nth))
+            .flatten()
+            .map(|(line, column)| self.map.to_source(line, column).0)
     }
 
     /// Expands a leading `~` to the host HOME and anchors relative paths at
@@ -104,7 +110,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &Ctx, flag: Option<&str>) -> Result<Spe
         let nth = usize::from(empty.origin == Origin::File);
         ctx.invalid(&segs, nth, empty.message(), Some(&empty.hint()))
     })?;
-    let credentials = credentials(raw.credentials, ctx)?;
+    let (credentials, credentials_timeout) = credentials::credentials(raw.credentials, ctx)?;
     if raw.agents.0.is_empty() {
         return Err(ctx.invalid(
             &[key("agents")],
@@ -113,6 +119,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &Ctx, flag: Option<&str>) -> Result<Spe
             Some("add one, e.g. `agents: {worker: {image: my-agent:latest}}`"),
         ));
     }
+    let onboarding = raw.onboarding.unwrap_or(false);
     let mut agents: Vec<AgentSpec> = Vec::with_capacity(raw.agents.0.len());
     for (name, agent) in raw.agents.0 {
         let segs = [key("agents"), key(&name)];
@@ -121,63 +128,13 @@ pub(crate) fn build(raw: RawConfig, ctx: &Ctx, flag: Option<&str>) -> Result<Spe
             let message = format!("agent `{name}` is defined more than once");
             return Err(ctx.invalid(&segs, earlier + 1, message, None));
         }
-        agents.push(agent::agent_spec(name, agent, &segs, ctx)?);
+        agents.push(agent::agent_spec(name, agent, onboarding, &segs, ctx)?);
     }
     Ok(Spec {
         file: ctx.absolute.to_owned(),
         project,
         credentials,
+        credentials_timeout,
         agents,
     })
-}
-
-fn credentials(raw: Option<RawCredentials>, ctx: &Ctx) -> Result<CredentialsSpec, ConfigError> {
-    let base = [key("credentials")];
-    let Some(RawCredentials { file }) = raw else {
-        return default_credentials(ctx);
-    };
-    let mut sources = Vec::new();
-    if let Some(file) = file {
-        let path = ctx.host_path(&file, &under(&base, &[key("file")]))?;
-        sources.push(("file", CredentialsSpec::File(path)));
-    }
-    match sources.len() {
-        1 => Ok(sources.remove(0).1),
-        0 => Err(ctx.invalid(
-            &base,
-            1,
-            "no credentials source given".to_owned(),
-            Some("add `file: PATH`, or remove `credentials:` to use ~/.claude/.credentials.json"),
-        )),
-        _ => {
-            let names: Vec<String> = sources
-                .iter()
-                .map(|(name, _)| format!("`{name}`"))
-                .collect();
-            let message = format!("several credentials sources given: {}", names.join(", "));
-            Err(ctx.invalid(&base, 1, message, Some("keep only one")))
-        }
-    }
-}
-
-/// Where Claude Code itself keeps the login on the host.
-fn default_credentials(ctx: &Ctx) -> Result<CredentialsSpec, ConfigError> {
-    let non_empty = |name: &str| (ctx.env)(name).filter(|value| !value.is_empty());
-    if let Some(dir) = non_empty("CLAUDE_CONFIG_DIR") {
-        return Ok(CredentialsSpec::File(
-            PathBuf::from(dir).join(".credentials.json"),
-        ));
-    }
-    if let Some(home) = non_empty("HOME") {
-        return Ok(CredentialsSpec::File(
-            PathBuf::from(home).join(".claude/.credentials.json"),
-        ));
-    }
-    Err(ctx.invalid(
-        &[key("credentials")],
-        0,
-        "cannot find the default credentials file: neither CLAUDE_CONFIG_DIR nor HOME is set"
-            .to_owned(),
-        Some("set `credentials.file` in the config"),
-    ))
 }

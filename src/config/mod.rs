@@ -6,6 +6,7 @@
 
 mod agent;
 mod build;
+mod credentials;
 mod dotenv;
 mod duration;
 mod error;
@@ -25,6 +26,8 @@ use std::time::Duration;
 
 pub use duration::parse_duration;
 pub use error::ConfigError;
+
+use crate::secret::Secret;
 
 use duration::secs;
 
@@ -53,6 +56,9 @@ pub struct Spec {
     pub file: PathBuf,
     pub project: String,
     pub credentials: CredentialsSpec,
+    /// How long fetching or writing back the login may take, for the
+    /// `command` and cloud secret sources.
+    pub credentials_timeout: Duration,
     /// In the order of the file.
     pub agents: Vec<AgentSpec>,
 }
@@ -63,11 +69,107 @@ impl Spec {
     }
 }
 
-/// Where the Claude login comes from.
+/// Where the Claude login comes from: exactly one source.
+///
+/// `Debug` is safe to print: the two variants holding a secret wrap it in
+/// [`Secret`], and [`CredentialsSpec::describe`] never shows one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CredentialsSpec {
     /// A `.credentials.json` on the host, absolute.
     File(PathBuf),
+    /// The name of a host environment variable holding the credentials
+    /// JSON, raw or base64.
+    Env(String),
+    /// A program printing the credentials JSON on stdout; `write_command`,
+    /// when given, receives the refreshed JSON on stdin.
+    Command {
+        /// Non-empty.
+        command: Vec<String>,
+        /// Non-empty when given.
+        write_command: Option<Vec<String>>,
+    },
+    /// An AWS Secrets Manager secret.
+    AwsSecret {
+        id: String,
+        region: Option<String>,
+        profile: Option<String>,
+    },
+    /// A Google Cloud Secret Manager secret.
+    GcpSecret {
+        name: String,
+        project: Option<String>,
+    },
+    /// An Azure Key Vault secret.
+    AzureSecret { vault: String, name: String },
+    /// A long-lived token from `claude setup-token`; not empty.
+    OauthToken(Secret),
+    /// An Anthropic API key; not empty.
+    ApiKey(Secret),
+}
+
+impl CredentialsSpec {
+    /// The config key of the source: `file`, `env`, `command`, `aws_secret`,
+    /// `gcp_secret`, `azure_secret`, `oauth_token` or `api_key`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::File(_) => "file",
+            Self::Env(_) => "env",
+            Self::Command { .. } => "command",
+            Self::AwsSecret { .. } => "aws_secret",
+            Self::GcpSecret { .. } => "gcp_secret",
+            Self::AzureSecret { .. } => "azure_secret",
+            Self::OauthToken(_) => "oauth_token",
+            Self::ApiKey(_) => "api_key",
+        }
+    }
+
+    /// One line for humans, e.g. `aws_secret claude-login (us-east-1)`.
+    /// Never shows a secret: tokens and keys are named only by kind, and a
+    /// command only by its program, since its arguments may hold one.
+    pub fn describe(&self) -> String {
+        let kind = self.kind();
+        match self {
+            Self::File(path) => format!("{kind} {}", path.display()),
+            Self::Env(name) => format!("{kind} {name}"),
+            Self::Command {
+                command,
+                write_command,
+            } => {
+                let program = |argv: &[String]| argv.first().cloned().unwrap_or_default();
+                match write_command {
+                    Some(write) => format!(
+                        "{kind} {} (write-back: {})",
+                        program(command),
+                        program(write)
+                    ),
+                    None => format!("{kind} {}", program(command)),
+                }
+            }
+            Self::AwsSecret {
+                id,
+                region,
+                profile,
+            } => {
+                let mut extra: Vec<String> = region.iter().cloned().collect();
+                extra.extend(profile.iter().map(|p| format!("profile {p}")));
+                with_extra(format!("{kind} {id}"), &extra)
+            }
+            Self::GcpSecret { name, project } => {
+                let extra: Vec<String> = project.iter().map(|p| format!("project {p}")).collect();
+                with_extra(format!("{kind} {name}"), &extra)
+            }
+            Self::AzureSecret { vault, name } => format!("{kind} {name} (vault {vault})"),
+            Self::OauthToken(_) | Self::ApiKey(_) => kind.to_owned(),
+        }
+    }
+}
+
+fn with_extra(head: String, extra: &[String]) -> String {
+    if extra.is_empty() {
+        head
+    } else {
+        format!("{head} ({})", extra.join(", "))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -86,6 +188,10 @@ pub struct AgentSpec {
     pub files: Vec<FileSpec>,
     /// `None` when the smoke test is turned off.
     pub smoke: Option<SmokeSpec>,
+    /// Write `~/.claude.json` with `hasCompletedOnboarding: true`, so that
+    /// interactive `claude` skips its first-run screens. The agent's own
+    /// `onboarding:`, else the top-level one, else `false`.
+    pub onboarding: bool,
 }
 
 /// A host file copied into the container.
@@ -173,6 +279,7 @@ pub fn load(
         file: &file,
         absolute: &absolute,
         dir: &dir,
+        source: &text,
         text: &interpolated.text,
         map: &interpolated.map,
         env,

@@ -29,6 +29,9 @@ pub(crate) fn parse(text: &str, file: &Path, map: &SourceMap) -> Result<RawConfi
         let message = [
             "RawConfig",
             "RawCredentials",
+            "RawAwsSecret",
+            "RawGcpSecret",
+            "RawAzureSecret",
             "RawAgent",
             "RawFile",
             "RawSmoke",

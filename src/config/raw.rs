@@ -8,10 +8,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
 
 use super::duration::parse_duration;
+use crate::secret::Secret;
 
 /// Separates a hint from the message inside a serde error, so that
 /// [`super::parse`] can render it on its own line.
@@ -21,20 +22,89 @@ pub(crate) const HINT: char = '\u{1f}';
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
     pub project: Option<String>,
-    pub credentials: Option<RawCredentials>,
+    pub credentials: Option<CredentialsMap>,
+    /// The default for the agents' own `onboarding`.
+    pub onboarding: Option<bool>,
     /// Optional here so that a file without agents gets the friendlier
     /// "at least one agent" error from validation.
     #[serde(default)]
     pub agents: Ordered<RawAgent>,
 }
 
-/// Where the Claude login comes from. Each field is one kind of source;
-/// exactly one must be given. New kinds (env, command, token...) go here.
+/// Where the Claude login comes from. Each [`Given`] field is one kind of
+/// source; exactly one must be given. `write_command` and `timeout` qualify
+/// the source.
+///
+/// `oauth_token` and `api_key` hold secrets: they are read straight into a
+/// [`Secret`] and no error about them quotes their value.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCredentials {
-    pub file: Option<String>,
+    #[serde(default)]
+    pub file: Given<String>,
+    #[serde(default)]
+    pub env: Given<String>,
+    #[serde(default)]
+    pub command: Given<StringList>,
+    pub write_command: Option<StringList>,
+    #[serde(default)]
+    pub aws_secret: Given<RawAwsSecret>,
+    #[serde(default)]
+    pub gcp_secret: Given<RawGcpSecret>,
+    #[serde(default)]
+    pub azure_secret: Given<RawAzureSecret>,
+    #[serde(default)]
+    pub oauth_token: Given<SecretText>,
+    #[serde(default)]
+    pub api_key: Given<SecretText>,
+    pub timeout: Option<Timeout>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAwsSecret {
+    pub id: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGcpSecret {
+    pub name: String,
+    pub project: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAzureSecret {
+    pub vault: String,
+    pub name: String,
+}
+
+/// `credentials:` must be a map. A scalar is refused without quoting it,
+/// since it may well be a token written in the wrong place.
+pub(crate) struct CredentialsMap(pub RawCredentials);
+
+/// A key that may be absent, present without a value (`key:`, typically an
+/// unset `${VAR}`), or present with one: "given but empty" deserves its own
+/// error rather than passing for "not given".
+#[derive(Default)]
+pub(crate) enum Given<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<T> Given<T> {
+    pub fn is_given(&self) -> bool {
+        !matches!(self, Self::Absent)
+    }
+}
+
+/// A scalar read as text straight into a [`Secret`]; errors never quote it.
+pub(crate) struct SecretText(pub Secret);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +126,7 @@ pub(crate) struct RawAgent {
     pub files: Vec<RawFile>,
     #[serde(default)]
     pub smoke: RawSmokeSetting,
+    pub onboarding: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -285,6 +356,86 @@ impl<'de> Deserialize<'de> for RawSmokeSetting {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 RawSmoke::deserialize(de::value::MapAccessDeserializer::new(map))
                     .map(RawSmokeSetting::Custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Given<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Option::<T>::deserialize(d)?.map_or(Given::Null, Given::Value))
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SecretText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(SecretText(Secret::from(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(SecretText(Secret::from(v)))
+            }
+            // serde's defaults would quote the value.
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Err(E::invalid_type(Unexpected::Other("boolean"), &self))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Err(E::invalid_type(Unexpected::Other("number"), &self))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Err(E::invalid_type(Unexpected::Other("number"), &self))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Err(E::invalid_type(Unexpected::Other("number"), &self))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for CredentialsMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl V {
+            fn scalar<E: de::Error>(what: &str) -> E {
+                E::custom(format!(
+                    "invalid type: {what}, expected a map with one credentials source{HINT}\
+                     e.g. `credentials: {{oauth_token: ${{CLAUDE_CODE_OAUTH_TOKEN}}}}` or \
+                     `credentials: {{file: ~/.claude/.credentials.json}}`"
+                ))
+            }
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = CredentialsMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map with one credentials source")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawCredentials::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(CredentialsMap)
+            }
+            // Scalars are named but never quoted.
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Err(V::scalar("string"))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Err(V::scalar("boolean"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Err(V::scalar("number"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Err(V::scalar("number"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Err(V::scalar("number"))
             }
         }
         d.deserialize_any(V)

@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use crate::secret::Secret;
 
+pub mod family;
+pub mod store;
+
 /// A real credentials file is a few hundred bytes; anything past this is not one.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 

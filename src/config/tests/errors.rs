@@ -31,12 +31,12 @@ fn unknown_key_far_from_any_lists_them() {
     let yaml = format!("colour: red\n{}", one_agent(""));
     assert_eq!(
         err_of(&yaml),
-        "claunch.yaml:1:1: colour: unknown key `colour`\n  hint: valid keys are `project`, `credentials`, `agents`"
+        "claunch.yaml:1:1: colour: unknown key `colour`\n  hint: valid keys are `project`, `credentials`, `onboarding`, `agents`"
     );
     let yaml = format!("credentials:\n  path: x\n{}", one_agent(""));
     assert_eq!(
         err_of(&yaml),
-        "claunch.yaml:2:3: credentials.path: unknown key `path`\n  hint: valid keys are `file`"
+        "claunch.yaml:2:3: credentials.path: unknown key `path`\n  hint: valid keys are `file`, `env`, `command`, `write_command`, `aws_secret`, `gcp_secret`, `azure_secret`, `oauth_token`, `api_key`, `timeout`"
     );
 }
 
@@ -156,7 +156,7 @@ fn credentials_need_one_source() {
     let yaml = format!("credentials: {{}}\n{}", one_agent(""));
     assert_eq!(
         err_of(&yaml),
-        "claunch.yaml:1: credentials: no credentials source given\n  hint: add `file: PATH`, or remove `credentials:` to use ~/.claude/.credentials.json"
+        "claunch.yaml:1: credentials: no credentials source given\n  hint: give one of `file`, `env`, `command`, `aws_secret`, `gcp_secret`, `azure_secret`, `oauth_token`, `api_key`, or remove `credentials:` to use ~/.claude/.credentials.json"
     );
     let yaml = format!("credentials:\n  file: ~/c.json\n{}", one_agent(""));
     assert_eq!(

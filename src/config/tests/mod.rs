@@ -3,6 +3,7 @@
 //! The environment is always a closure: tests run in parallel and must not
 //! touch the process environment.
 
+mod credentials;
 mod errors;
 mod interpolation;
 mod loading;

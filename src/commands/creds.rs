@@ -1,0 +1,463 @@
+//! `claunch creds sync|push|status`: keep a fleet's login alive without restarts, and tell
+//! monitoring what will break and when.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use super::{members, Global, Member};
+use crate::config::Spec;
+use crate::credentials::{self, family, Credentials, Summary};
+use crate::deliver;
+use crate::engine::Engine;
+use crate::login::Login;
+use crate::plan::Role;
+use crate::report::{Outcome, Reporter, Step};
+use crate::source;
+use crate::sync::Holder;
+
+/// A running container with what it holds.
+struct Held {
+    holder: Holder,
+    role: Role,
+    /// Its credentials file, parsed; `Err` says why not (missing, invalid…).
+    file: Result<Credentials, String>,
+}
+
+async fn gather(engine: &Engine, list: Vec<Member>) -> Vec<Result<Held, (String, String)>> {
+    stream::iter(list.into_iter().filter(Member::running))
+        .map(|m| async move {
+            let inspect = engine
+                .inspect_container(&m.id)
+                .await
+                .map_err(|e| (m.name.clone(), e.to_string()))?;
+            let config = inspect.config.unwrap_or_default();
+            let env = config.env.unwrap_or_default();
+            let user = config.user.filter(|u| !u.is_empty());
+            let layout = deliver::probe(
+                engine,
+                &m.id,
+                user.as_deref(),
+                &env,
+                &[],
+                deliver::Needs::default(),
+            )
+            .await
+            .map_err(|e| (m.name.clone(), e.to_string()))?;
+            let holder = Holder {
+                id: m.id.clone(),
+                name: m.name.clone(),
+                layout,
+            };
+            let file = match holder.read(engine).await {
+                Ok(Some(raw)) => Credentials::parse(raw).map_err(|e| e.to_string()),
+                Ok(None) => Err("no credentials file".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            Ok(Held {
+                holder,
+                role: m.role,
+                file,
+            })
+        })
+        .buffered(8)
+        .collect()
+        .await
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub watch: bool,
+    pub ahead: Duration,
+    pub interval: Duration,
+}
+
+/// One pass: adopt the leader's newer login, write it back, bring every container up to
+/// date. Returns the login now in force and whether anything failed.
+async fn sync_once(
+    engine: &Engine,
+    spec: &Spec,
+    only: Option<&str>,
+    r: &dyn Reporter,
+) -> anyhow::Result<(Login, bool)> {
+    let mut login = source::fetch(&spec.credentials, r)?;
+    let all = members(engine, &spec.project).await?;
+    let chosen: Vec<Member> = match only {
+        Some(t) => super::select(&spec.project, &all, t)?
+            .into_iter()
+            .cloned()
+            .collect(),
+        None => all.clone(),
+    };
+    let held = gather(engine, all).await;
+    let mut ok = true;
+    for failure in held.iter().filter_map(|h| h.as_ref().err()) {
+        r.warn(&format!("{}: {}", failure.0, failure.1));
+        ok = false;
+    }
+    let held: Vec<Held> = held.into_iter().filter_map(Result::ok).collect();
+    if let Login::Rotating(current) = &login {
+        let leaders: Vec<&Held> = held.iter().filter(|h| h.role == Role::Leader).collect();
+        if leaders.len() > 1 {
+            r.warn(&format!(
+                "{} containers are labelled leader: only one may hold the refresh token; run `claunch up` to fix the roles",
+                leaders.len()
+            ));
+        }
+        if let Some(leader) = leaders.first() {
+            let newest = crate::sync::adopt_from_leader(
+                engine,
+                &spec.credentials,
+                current,
+                &leader.holder,
+                r,
+            )
+            .await?;
+            login = Login::Rotating(newest);
+        } else {
+            r.warn("no running leader: nobody can refresh the login; `claunch up` makes one");
+        }
+    }
+    for h in held
+        .iter()
+        .filter(|h| chosen.iter().any(|m| m.id == h.holder.id))
+    {
+        let Some(want) = login.credentials_file(h.role) else {
+            continue;
+        };
+        let want = Credentials::parse(want).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if is_current(&h.file, &want) {
+            r.finished(
+                &h.holder.name,
+                &Outcome::Done {
+                    detail: "up to date".into(),
+                },
+            );
+            continue;
+        }
+        r.step(&h.holder.name, Step::Credentials);
+        match h.holder.write(engine, want.raw()).await {
+            Ok(()) => r.finished(
+                &h.holder.name,
+                &Outcome::Done {
+                    detail: format!("updated ({})", h.role.as_str()),
+                },
+            ),
+            Err(e) => {
+                ok = false;
+                r.finished(
+                    &h.holder.name,
+                    &Outcome::Failed {
+                        message: e.to_string(),
+                        hint: None,
+                    },
+                );
+            }
+        }
+    }
+    Ok((login, ok))
+}
+
+/// Whether a container already holds exactly the tokens it should.
+fn is_current(have: &Result<Credentials, String>, want: &Credentials) -> bool {
+    have.as_ref().is_ok_and(|h| {
+        family::access_fingerprint(h) == family::access_fingerprint(want)
+            && family::refresh_fingerprint(h) == family::refresh_fingerprint(want)
+    })
+}
+
+pub async fn sync(global: &Global, o: SyncOptions, r: Arc<dyn Reporter>) -> anyhow::Result<i32> {
+    let spec = super::load_spec(global)?;
+    let engine = super::connect(global).await?;
+    if !o.watch {
+        let (_, ok) = sync_once(&engine, &spec, None, r.as_ref()).await?;
+        return Ok(i32::from(!ok));
+    }
+    let mut stop = Box::pin(shutdown());
+    loop {
+        let (login, _) = match sync_once(&engine, &spec, None, r.as_ref()).await {
+            Ok(v) => v,
+            Err(e) => {
+                r.warn(&format!(
+                    "sync failed: {e:#}; trying again in {:?}",
+                    o.interval
+                ));
+                (source::fetch(&spec.credentials, r.as_ref())?, false)
+            }
+        };
+        let wait = match &login {
+            Login::Rotating(c) => {
+                let left = c.summary.expires_in_ms(credentials::now_ms()).unwrap_or(0);
+                let ahead = i64::try_from(o.ahead.as_millis()).unwrap_or(i64::MAX);
+                if left <= ahead {
+                    refresh_now(&engine, &spec, c, r.as_ref()).await;
+                    continue_after(o.interval)
+                } else {
+                    let until_ahead =
+                        Duration::from_millis(u64::try_from(left - ahead).unwrap_or(0));
+                    until_ahead.min(o.interval)
+                }
+            }
+            _ => o.interval,
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = &mut stop => {
+                r.info("interrupted: the fleet's login is as the last sync left it");
+                return Ok(0);
+            }
+        }
+    }
+}
+
+fn continue_after(interval: Duration) -> Duration {
+    interval.min(Duration::from_secs(5))
+}
+
+/// Nothing refreshed in time: make the leader refresh, then the next pass spreads it.
+async fn refresh_now(engine: &Engine, spec: &Spec, current: &Credentials, r: &dyn Reporter) {
+    let Ok(all) = members(engine, &spec.project).await else {
+        return;
+    };
+    let held = gather(engine, all).await;
+    let Some(leader) = held
+        .iter()
+        .filter_map(|h| h.as_ref().ok())
+        .find(|h| h.role == Role::Leader)
+    else {
+        r.warn("the login is about to expire and no leader runs to refresh it: run `claunch up`");
+        return;
+    };
+    r.info(&format!(
+        "{}: the login expires soon; making the leader refresh it",
+        leader.holder.name
+    ));
+    if let Err(e) = crate::sync::make_leader_refresh(
+        engine,
+        current,
+        &leader.holder,
+        Duration::from_secs(120),
+        r,
+    )
+    .await
+    {
+        r.warn(&format!("{e:#}"));
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+pub async fn push(
+    global: &Global,
+    target: Option<&str>,
+    r: Arc<dyn Reporter>,
+) -> anyhow::Result<i32> {
+    let spec = super::load_spec(global)?;
+    let engine = super::connect(global).await?;
+    if let Some(t) = target {
+        let all = members(&engine, &spec.project).await?;
+        let chosen = super::select(&spec.project, &all, t)?;
+        if chosen.iter().all(|m| !m.running()) {
+            bail!("{t}: no running container to push to\n  hint: `claunch up` starts it");
+        }
+    }
+    // A push first adopts what the leader may have refreshed, so a newer login in a
+    // container is never replaced by the older one in the source.
+    let (_, ok) = sync_once(&engine, &spec, target, r.as_ref()).await?;
+    Ok(i32::from(!ok))
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
+    pub json: bool,
+    pub warn: Duration,
+    pub critical: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    /// `source` or a container name.
+    pub name: String,
+    pub role: String,
+    pub level: Level,
+    pub message: String,
+    pub expires_in_secs: Option<i64>,
+    pub summary: Option<Summary>,
+}
+
+/// Judges what will actually break, not the raw clock.
+pub fn judge(
+    name: &str,
+    role: Role,
+    file: &Result<Credentials, String>,
+    leader_running: bool,
+    o: &StatusOptions,
+    now_ms: i64,
+) -> Entry {
+    let mut e = Entry {
+        name: name.to_string(),
+        role: role.as_str().to_string(),
+        level: Level::Ok,
+        message: String::new(),
+        expires_in_secs: None,
+        summary: None,
+    };
+    let c = match file {
+        Ok(c) => c,
+        Err(why) => {
+            e.level = Level::Critical;
+            e.message = why.clone();
+            return e;
+        }
+    };
+    e.summary = Some(c.summary.clone());
+    let left = c.summary.expires_in_ms(now_ms);
+    e.expires_in_secs = left.map(|ms| ms / 1000);
+    let left_ms = left.unwrap_or(i64::MAX);
+    let refreshable = c.summary.has_refresh_token || (role == Role::Follower && leader_running);
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let text = left.map_or_else(|| "no expiry".into(), credentials::describe_remaining);
+    if refreshable {
+        e.message = if c.summary.has_refresh_token {
+            format!("{text}; refreshable")
+        } else {
+            format!("{text}; kept fresh from the leader by `creds sync`")
+        };
+        if !c.summary.has_refresh_token && left_ms <= 0 {
+            e.level = Level::Critical;
+            e.message =
+                format!("{text}: `claunch creds sync` has not run since the leader refreshed");
+        }
+    } else if left_ms <= 0 {
+        e.level = Level::Critical;
+        e.message = format!("{text} and nobody can refresh it");
+    } else if left_ms <= ms(o.critical) {
+        e.level = Level::Critical;
+        e.message = format!("{text} left and nobody can refresh it");
+    } else if left_ms <= ms(o.warn) {
+        e.level = Level::Warning;
+        e.message = format!("{text} left and nobody can refresh it");
+    } else {
+        e.message = text;
+    }
+    e
+}
+
+pub async fn status(global: &Global, o: StatusOptions) -> anyhow::Result<i32> {
+    let spec = super::load_spec(global)?;
+    let now = credentials::now_ms();
+    let quiet = crate::report::PlainReporter;
+    let source_file: Result<Credentials, String> = match source::fetch(&spec.credentials, &quiet) {
+        Ok(login) => login
+            .credentials()
+            .cloned()
+            .ok_or_else(|| "an API key: it does not expire".to_string()),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    let engine = super::connect(global).await?;
+    let held = gather(&engine, members(&engine, &spec.project).await?).await;
+    let leader_running = held
+        .iter()
+        .any(|h| h.as_ref().is_ok_and(|h| h.role == Role::Leader));
+    let mut entries = Vec::new();
+    let mut src = judge(
+        &format!("source ({})", spec.credentials.describe()),
+        Role::Shared,
+        &source_file,
+        false,
+        &o,
+        now,
+    );
+    if matches!(&source_file, Err(m) if m.starts_with("an API key")) {
+        src.level = Level::Ok;
+    }
+    src.role = "source".into();
+    entries.push(src);
+    let mut holders_of_refresh = 0;
+    for h in &held {
+        match h {
+            Ok(h) => {
+                if h.file.as_ref().is_ok_and(|c| c.summary.has_refresh_token) {
+                    holders_of_refresh += 1;
+                }
+                let mut e = judge(&h.holder.name, h.role, &h.file, leader_running, &o, now);
+                if let (Ok(theirs), Ok(source)) = (&h.file, &source_file) {
+                    if h.role == Role::Leader
+                        && theirs.summary.expires_at_ms > source.summary.expires_at_ms
+                    {
+                        e.level = e.level.max(Level::Warning);
+                        e.message
+                            .push_str("; newer than the source: run `claunch creds sync`");
+                    }
+                }
+                entries.push(e);
+            }
+            Err((name, why)) => entries.push(Entry {
+                name: name.clone(),
+                role: String::new(),
+                level: Level::Critical,
+                message: why.clone(),
+                expires_in_secs: None,
+                summary: None,
+            }),
+        }
+    }
+    if holders_of_refresh > 1 {
+        entries.push(Entry {
+            name: "fleet".into(),
+            role: String::new(),
+            level: Level::Critical,
+            message: format!("{holders_of_refresh} containers hold a refresh token: refresh tokens rotate, so all but one will be logged out; run `claunch up`"),
+            expires_in_secs: None,
+            summary: None,
+        });
+    }
+    let worst = entries.iter().map(|e| e.level).max().unwrap_or(Level::Ok);
+    if o.json {
+        println!(
+            "{}",
+            serde_json::json!({"level": worst, "entries": entries})
+        );
+    } else {
+        for e in &entries {
+            let mark = match e.level {
+                Level::Ok => "ok      ",
+                Level::Warning => "WARNING ",
+                Level::Critical => "CRITICAL",
+            };
+            let extra = e.summary.as_ref().map_or_else(String::new, |s| {
+                format!(
+                    " [{}{}]",
+                    s.subscription_type.as_deref().unwrap_or("?"),
+                    s.scopes
+                        .as_ref()
+                        .map_or_else(String::new, |sc| format!("; {}", sc.join(" ")))
+                )
+            });
+            println!("{mark} {} ({}): {}{extra}", e.name, e.role, e.message);
+        }
+    }
+    Ok(match worst {
+        Level::Ok => 0,
+        Level::Warning => 1,
+        Level::Critical => 2,
+    })
+}

@@ -1,0 +1,137 @@
+//! Keeping a rotating login alive across a fleet: read what the leader's claude wrote after
+//! a refresh, put it back where the login came from, and make the leader refresh when
+//! nothing else did in time. Containers are untrusted: see [`family::judge_candidate`].
+
+use std::time::Duration;
+
+use crate::config::CredentialsSpec;
+use crate::credentials::{self, family, Credentials};
+use crate::deliver::{self, DeliverError, Layout};
+use crate::engine::Engine;
+use crate::report::Reporter;
+use crate::secret::Secret;
+use crate::source::{self, WriteBack};
+
+/// The most claunch reads back of a container's credentials file.
+pub const MAX_READ: usize = 64 * 1024;
+
+/// The prompt that makes a leader's claude refresh; any prompt would do.
+const REFRESH_PROMPT: &str = "Reply with OK";
+
+/// Where a container keeps its credentials.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub id: String,
+    pub name: String,
+    pub layout: Layout,
+}
+
+impl Holder {
+    pub fn credentials_path(&self) -> String {
+        self.layout.identity.credentials_path()
+    }
+
+    /// The container's credentials file, bounded; `None` when it has none.
+    pub async fn read(&self, engine: &Engine) -> Result<Option<Secret>, DeliverError> {
+        deliver::read_back(engine, &self.id, &self.credentials_path(), MAX_READ).await
+    }
+
+    /// Replaces the container's credentials file (its directories exist by now).
+    pub async fn write(&self, engine: &Engine, file: &Secret) -> Result<(), DeliverError> {
+        let mut layout = self.layout.clone();
+        layout.missing_dirs.clear();
+        deliver::deliver(engine, &self.id, &layout, Some(file), &[]).await
+    }
+}
+
+/// Reads the leader's file and, when it is a plausible newer member of the family, writes
+/// it back to the source. Returns the login to use from now on (`current` if nothing
+/// newer was found).
+pub async fn adopt_from_leader(
+    engine: &Engine,
+    source: &CredentialsSpec,
+    current: &Credentials,
+    leader: &Holder,
+    r: &dyn Reporter,
+) -> anyhow::Result<Credentials> {
+    let Some(raw) = leader.read(engine).await? else {
+        r.warn(&format!(
+            "{}: the leader has no credentials file",
+            leader.name
+        ));
+        return Ok(current.clone());
+    };
+    match family::judge_candidate(current, &raw, true, credentials::now_ms()) {
+        family::Judgement::Newer => {
+            let newer =
+                Credentials::parse(raw).map_err(|e| anyhow::anyhow!("{}: {e}", leader.name))?;
+            match source::write_back(source, &newer).await? {
+                WriteBack::Written => r.info(&format!(
+                    "{}: its claude refreshed the login; written back to {}",
+                    leader.name,
+                    source.describe()
+                )),
+                WriteBack::SourceNewer => r.info(&format!(
+                    "{} already holds a newer login than {}",
+                    source.describe(),
+                    leader.name
+                )),
+                WriteBack::ReadOnly(hint) => r.warn(&hint),
+            }
+            Ok(newer)
+        }
+        family::Judgement::Same | family::Judgement::Older => Ok(current.clone()),
+        family::Judgement::Rejected(why) => {
+            r.warn(&format!(
+                "{}: ignoring its credentials file ({why}); it was not written back or spread",
+                leader.name
+            ));
+            Ok(current.clone())
+        }
+    }
+}
+
+/// Makes the leader's claude refresh now: its file is marked expired (tokens untouched),
+/// then one `claude -p` runs, which refreshes before it asks anything.
+pub async fn make_leader_refresh(
+    engine: &Engine,
+    current: &Credentials,
+    leader: &Holder,
+    timeout: Duration,
+    r: &dyn Reporter,
+) -> anyhow::Result<()> {
+    let marked = mark_expired(current)?;
+    leader.write(engine, &marked).await?;
+    let argv = ["claude", "-p", REFRESH_PROMPT, "--max-turns", "1"]
+        .map(String::from)
+        .to_vec();
+    let done = crate::run::run(engine, &leader.id, argv, None, Some(timeout), |_| {}).await?;
+    match done.exit_code {
+        Some(0) => Ok(()),
+        Some(code) => {
+            let verdict = crate::smoke::classify(code, &done.tail);
+            r.warn(&format!(
+                "{}: the refresh run failed: {}",
+                leader.name,
+                verdict.describe()
+            ));
+            anyhow::bail!(
+                "{}: claude could not refresh the login: {}",
+                leader.name,
+                verdict.describe()
+            )
+        }
+        None => anyhow::bail!(
+            "{}: the refresh run did not finish within {timeout:?}",
+            leader.name
+        ),
+    }
+}
+
+/// The same login with `expiresAt` in the past, so claude refreshes on its next run.
+fn mark_expired(c: &Credentials) -> anyhow::Result<Secret> {
+    let mut value: serde_json::Value = serde_json::from_slice(c.raw().expose())
+        .map_err(|_| anyhow::anyhow!("the login is not JSON"))?;
+    value["claudeAiOauth"]["expiresAt"] = serde_json::json!(credentials::now_ms() - 60_000);
+    Ok(Secret::new(serde_json::to_vec(&value)?))
+}
