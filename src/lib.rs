@@ -13,6 +13,7 @@ pub mod deliver;
 pub mod engine;
 pub mod fleet;
 pub mod identity;
+pub mod interrupt;
 pub mod login;
 pub mod plan;
 pub mod report;

@@ -55,9 +55,8 @@ impl Login {
     /// The credentials file a container with `role` gets, if any.
     pub fn credentials_file(&self, role: Role) -> Option<Secret> {
         match (self, role) {
-            (Self::Rotating(c), Role::Leader) => Some(c.raw().clone()),
+            (Self::Rotating(c), Role::Leader) | (Self::Shared(c), _) => Some(c.raw().clone()),
             (Self::Rotating(c), _) => Some(family::access_only(c)),
-            (Self::Shared(c), _) => Some(c.raw().clone()),
             (Self::ApiKey(_), _) => None,
         }
     }

@@ -216,9 +216,8 @@ pub fn plan(desired: &[Desired], observed: &[Observed], options: Options) -> Pla
 fn assign_roles(actions: &mut [Action], leader_elsewhere: bool) {
     let mut have_leader = leader_elsewhere;
     for a in actions.iter_mut() {
-        let existing = match a {
-            Action::Keep { existing } | Action::Start { existing, .. } => existing,
-            _ => continue,
+        let (Action::Keep { existing } | Action::Start { existing, .. }) = a else {
+            continue;
         };
         if existing.role == Role::Leader && !have_leader {
             have_leader = true;

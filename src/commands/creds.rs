@@ -324,7 +324,7 @@ pub fn judge(
         Ok(c) => c,
         Err(why) => {
             e.level = Level::Critical;
-            e.message = why.clone();
+            e.message.clone_from(why);
             return e;
         }
     };

@@ -12,6 +12,7 @@ use tokio::sync::OnceCell;
 use super::{members, Global, Member};
 use crate::config::{AgentSpec, CredentialsSpec, Spec};
 use crate::credentials;
+use crate::interrupt::Interrupt;
 use crate::deliver::{self, Layout, Payload};
 use crate::engine::{Engine, EngineError, Output};
 use crate::fleet::{self, label};
@@ -35,6 +36,15 @@ pub struct UpOptions {
     pub remove_orphans: bool,
 }
 
+/// How one container's part of `up` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Done,
+    Failed,
+    /// Interrupted before it began: nothing was made.
+    NotStarted,
+}
+
 /// What `up` knows about one declared agent before touching containers.
 struct Prepared {
     agent: AgentSpec,
@@ -56,6 +66,7 @@ struct Shared {
     login: RwLock<Login>,
     agents: HashMap<String, Arc<Prepared>>,
     smoke: bool,
+    interrupt: Arc<Interrupt>,
 }
 
 pub async fn run(
@@ -130,6 +141,7 @@ pub async fn run(
         login: RwLock::new(login),
         agents,
         smoke: !options.no_smoke,
+        interrupt: Interrupt::listen(),
     });
 
     let (removals, work): (Vec<Action>, Vec<Action>) = plan
@@ -137,7 +149,7 @@ pub async fn run(
         .into_iter()
         .partition(|a| matches!(a, Action::Remove { .. }));
     let parallel = options.parallel.max(1);
-    let mut results: Vec<(String, bool)> = stream::iter(removals)
+    let mut results: Vec<(String, Status)> = stream::iter(removals)
         .map(|a| remove(shared.clone(), a))
         .buffer_unordered(parallel)
         .collect()
@@ -153,34 +165,43 @@ pub async fn run(
                     detail: "up to date".into(),
                 },
             );
-            results.push((existing.name.clone(), true));
+            results.push((existing.name.clone(), Status::Done));
         } else {
             tasks.push(action);
         }
     }
     let mut changed = leader_first(&shared, &mut tasks, &observed).await;
-    let rest: Vec<(String, bool)> = stream::iter(tasks)
+    let rest: Vec<(String, Status)> = stream::iter(tasks)
         .map(|a| converge(shared.clone(), a))
         .buffer_unordered(parallel)
         .collect()
         .await;
     changed.extend(rest);
-    let failed: Vec<&String> = changed
+    let count = |want: Status| changed.iter().filter(|(_, s)| *s == want).count();
+    let not_started: Vec<&str> = changed
         .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(n, _)| n)
+        .filter(|(_, s)| *s == Status::NotStarted)
+        .map(|(n, _)| n.as_str())
         .collect();
     let summary = format!(
         "{} containers: {} changed, {} up to date, {} failed ({:.1}s)",
         shared.spec.project,
-        changed.len(),
+        count(Status::Done),
         kept,
-        failed.len(),
+        count(Status::Failed),
         started.elapsed().as_secs_f64()
     );
     reporter.info(&summary);
+    if shared.interrupt.is_set() {
+        reporter.info(&format!(
+            "interrupted: {} not started ({}); every running container has its credentials; run `claunch up` again to finish",
+            not_started.len(),
+            if not_started.is_empty() { "none".to_string() } else { not_started.join(", ") }
+        ));
+        return Ok(130);
+    }
     results.extend(changed.iter().cloned());
-    Ok(i32::from(results.iter().any(|(_, ok)| !ok)))
+    Ok(i32::from(results.iter().any(|(_, s)| *s != Status::Done)))
 }
 
 fn agent_names(spec: &Spec) -> String {
@@ -342,7 +363,7 @@ fn observed(m: Member) -> Observed {
     }
 }
 
-async fn remove(shared: Arc<Shared>, action: Action) -> (String, bool) {
+async fn remove(shared: Arc<Shared>, action: Action) -> (String, Status) {
     let Action::Remove { existing, reason } = action else {
         unreachable!("only removals are passed here")
     };
@@ -360,11 +381,11 @@ async fn remove(shared: Arc<Shared>, action: Action) -> (String, bool) {
                 RemoveReason::Orphan => "removed (agent no longer declared)",
             };
             r.finished(&existing.name, &Outcome::Done { detail: why.into() });
-            (existing.name, true)
+            (existing.name, Status::Done)
         }
         Err(e) => {
             r.finished(&existing.name, &failed(&e.to_string(), None));
-            (existing.name, false)
+            (existing.name, Status::Failed)
         }
     }
 }
@@ -377,7 +398,7 @@ fn failed(message: &str, hint: Option<&str>) -> Outcome {
 }
 
 /// Creates (or recreates, or restarts) one replica and smoke-tests it.
-async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
+async fn converge(shared: Arc<Shared>, action: Action) -> (String, Status) {
     let (agent, replica, role, replace, restart) = match action {
         Action::Create {
             agent,
@@ -400,13 +421,16 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
     let prepared = shared.agents[&agent].clone();
     let name = fleet::container_name(&shared.spec.project, &agent, replica);
     let r = shared.reporter.clone();
+    if shared.interrupt.is_set() {
+        return (name, Status::NotStarted);
+    }
     let t0 = Instant::now();
     let id = match restart {
         Some(existing) => match restart_existing(&shared, &prepared, &existing).await {
             Ok(()) => existing.id,
             Err(e) => {
                 r.finished(&name, &failed(&format!("{e:#}"), None));
-                return (name, false);
+                return (name, Status::Failed);
             }
         },
         None => {
@@ -418,14 +442,14 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
                 .await
                 {
                     r.finished(&name, &failed(&e.to_string(), None));
-                    return (name, false);
+                    return (name, Status::Failed);
                 }
             }
             match create_and_start(&shared, &prepared, replica, role, &name).await {
                 Ok(id) => id,
                 Err(e) => {
                     r.finished(&name, &failed(&format!("{e:#}"), None));
-                    return (name, false);
+                    return (name, Status::Failed);
                 }
             }
         }
@@ -438,10 +462,16 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
                 detail: format!("running ({:.1}s)", t0.elapsed().as_secs_f64()),
             },
         );
-        return (name, true);
+        return (name, Status::Done);
     };
     r.step(&name, Step::Smoke);
-    let verdict = smoke_test(&shared.engine, &id, &name, smoke, r.as_ref()).await;
+    let verdict = tokio::select! {
+        v = smoke_test(&shared.engine, &id, &name, smoke, r.as_ref()) => v,
+        () = shared.interrupt.wait() => {
+            r.finished(&name, &failed("interrupted during the smoke test: the container runs, with its credentials, untested", None));
+            return (name, Status::Failed);
+        }
+    };
     match verdict {
         Verdict::Passed => {
             r.finished(
@@ -450,7 +480,7 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
                     detail: format!("smoke test passed ({:.1}s)", t0.elapsed().as_secs_f64()),
                 },
             );
-            (name, true)
+            (name, Status::Done)
         }
         v => {
             let mut message = format!("smoke test failed: {}", v.describe());
@@ -461,7 +491,7 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, bool) {
                 }
             }
             r.finished(&name, &failed(&message, v.hint()));
-            (name, false)
+            (name, Status::Failed)
         }
     }
 }
@@ -490,6 +520,9 @@ async fn create_and_start(
         })
         .await
         .context("delivering credentials")?;
+        if shared.interrupt.is_set() {
+            bail!("interrupted before start: the container was removed");
+        }
         r.step(name, Step::Start);
         retry(r, name, || engine.start_container(&id)).await?;
         Ok::<_, anyhow::Error>(())
@@ -533,7 +566,7 @@ async fn leader_first(
     shared: &Arc<Shared>,
     tasks: &mut Vec<Action>,
     observed: &[Observed],
-) -> Vec<(String, bool)> {
+) -> Vec<(String, Status)> {
     let current = {
         let login = shared.login.read().expect("login lock");
         match &*login {
@@ -577,7 +610,7 @@ async fn leader_first(
             _ => unreachable!("a leader action"),
         };
         let result = converge(shared.clone(), action).await;
-        let ok = result.1;
+        let ok = result.1 == Status::Done;
         results.push(result);
         if !ok {
             return results;
