@@ -166,6 +166,84 @@ pub fn first_regular_file(tar_bytes: &[u8], limit: usize) -> Result<Secret, Read
     Ok(Secret::new(std::mem::take(&mut *data)))
 }
 
+/// What a path in a container is, from the first header of its archive: for a directory
+/// that is the directory itself, so nothing after it needs reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: Kind,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits only (`0o7777`).
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// Reads an archive stream only as far as its first entry's header (at most `limit`
+/// bytes, within `timeout`) and drops the rest unread.
+pub async fn first_header<S>(
+    stream: S,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Meta, ReadBackError>
+where
+    S: Stream<Item = Result<bytes::Bytes, EngineError>> + Send,
+{
+    let read = async {
+        let mut buf = Vec::new();
+        let mut stream = std::pin::pin!(stream);
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) if e.is_not_found() => return Err(ReadBackError::Missing),
+                Err(e) => return Err(e.into()),
+            };
+            buf.extend_from_slice(&chunk);
+            if let Some(meta) = parse_first_header(&buf) {
+                return Ok(meta);
+            }
+            if buf.len() > limit {
+                return Err(ReadBackError::TooLarge { limit });
+            }
+        }
+        parse_first_header(&buf).ok_or_else(|| ReadBackError::Corrupt("no complete header".into()))
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| ReadBackError::TimedOut(timeout))?
+}
+
+/// The first entry's header, once enough of the archive is there (`None` until then).
+/// Long-name and PAX records before it are handled by `tar`.
+fn parse_first_header(buf: &[u8]) -> Option<Meta> {
+    let mut archive = tar::Archive::new(buf);
+    let entry = archive.entries().ok()?.next()?.ok()?;
+    let h = entry.header();
+    let kind = match h.entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,
+        tar::EntryType::Directory => Kind::Dir,
+        tar::EntryType::Symlink => Kind::Symlink,
+        _ => Kind::Other,
+    };
+    let id = |v: std::io::Result<u64>| {
+        v.ok()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(u32::MAX)
+    };
+    Some(Meta {
+        kind,
+        uid: id(h.uid()),
+        gid: id(h.gid()),
+        mode: h.mode().ok()? & 0o7777,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +328,49 @@ mod tests {
         let stalled = futures::stream::pending();
         let err = read_single_file(stalled, 64 * 1024, Duration::from_millis(50)).await;
         assert!(matches!(err, Err(ReadBackError::TimedOut(_))));
+    }
+
+    #[tokio::test]
+    async fn first_header_reads_only_the_first_entry() {
+        let tar = build(&[
+            Entry::Dir {
+                path: "/home/agent/.claude".into(),
+                uid: 1000,
+                gid: 1001,
+                mode: 0o700,
+            },
+            Entry::File {
+                path: "/home/agent/.claude/.credentials.json".into(),
+                uid: 0,
+                gid: 0,
+                mode: 0o644,
+                contents: Secret::from("x".repeat(5000)),
+            },
+        ]);
+        // Served in small chunks and followed by an endless tail that must not be read.
+        let chunks: Vec<Result<bytes::Bytes, EngineError>> = tar[..]
+            .chunks(100)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
+        let endless = futures::stream::iter(chunks).chain(futures::stream::repeat_with(|| {
+            Ok(bytes::Bytes::from(vec![0u8; 512]))
+        }));
+        let meta = first_header(endless, 64 * 1024, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            meta,
+            Meta {
+                kind: Kind::Dir,
+                uid: 1000,
+                gid: 1001,
+                mode: 0o700
+            }
+        );
+        let empty = futures::stream::iter(vec![Ok(bytes::Bytes::new())]);
+        assert!(matches!(
+            first_header(empty, 1024, Duration::from_secs(5)).await,
+            Err(ReadBackError::Corrupt(_))
+        ));
     }
 }

@@ -157,6 +157,36 @@ pub enum CredsCommand {
         after_help = "Examples:\n  claunch creds status\n  claunch creds status --json --warn 2h --critical 30m"
     )]
     Status(StatusArgs),
+    /// Put the host's login into a secrets manager (creating the secret), or print it base64-encoded for an env var
+    #[command(
+        after_help = "Examples:\n  claunch creds export --to aws_secret --id claude-oauth-credentials --region us-east-1\n  claunch creds export --to gcp_secret --name claude-oauth-credentials --project my-project\n  claunch creds export --to azure_secret --vault my-vault --name claude-oauth-credentials\n  export CLAUDE_CREDENTIALS=\"$(claunch creds export --to env)\""
+    )]
+    Export {
+        /// Where the login goes (`env` prints it on stdout, base64-encoded)
+        #[arg(long, value_name = "KIND", value_parser = ["aws_secret", "gcp_secret", "azure_secret", "env"])]
+        to: String,
+        /// For `aws_secret`: the secret's name or ARN
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        /// For `gcp_secret`, `azure_secret`: the secret's name; for `env`: the variable the hint names
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// For `azure_secret`: the Key Vault's name
+        #[arg(long, value_name = "VAULT")]
+        vault: Option<String>,
+        /// For `aws_secret`: the region [default: the AWS CLI's]
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        /// For `aws_secret`: the AWS CLI profile [default: the AWS CLI's]
+        #[arg(long, value_name = "PROFILE")]
+        profile: Option<String>,
+        /// For `gcp_secret`: the project [default: gcloud's]
+        #[arg(long, value_name = "PROJECT")]
+        project: Option<String>,
+        /// The credentials file to export [default: ~/.claude/.credentials.json]
+        #[arg(long, value_name = "PATH")]
+        from: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -67,6 +67,23 @@ pub async fn read_back(
     }
 }
 
+/// Owner, mode and kind of `path` in a container, from the first header of a bounded
+/// archive read (for a directory, the directory itself); `Ok(None)` when it does not exist.
+pub async fn stat(
+    engine: &Engine,
+    id: &str,
+    path: &str,
+) -> Result<Option<archive::Meta>, DeliverError> {
+    match archive::first_header(engine.download_archive(id, path), 64 * 1024, READ_TIMEOUT).await {
+        Ok(meta) => Ok(Some(meta)),
+        Err(ReadBackError::Missing) => Ok(None),
+        Err(error) => Err(DeliverError::ReadBack {
+            path: path.to_string(),
+            error,
+        }),
+    }
+}
+
 fn text(secret: Option<Secret>) -> Option<String> {
     secret.map(|s| String::from_utf8_lossy(s.expose()).into_owned())
 }
@@ -114,6 +131,18 @@ pub async fn probe(
         claude_json_exists,
         settings,
     })
+}
+
+/// [`probe`] for a container that exists, with the user and env it was created with.
+pub async fn probe_existing(
+    engine: &Engine,
+    id: &str,
+    inspect: &bollard::models::ContainerInspectResponse,
+) -> Result<Layout, DeliverError> {
+    let config = inspect.config.clone().unwrap_or_default();
+    let env = config.env.unwrap_or_default();
+    let user = config.user.filter(|u| !u.is_empty());
+    probe(engine, id, user.as_deref(), &env, &[], Needs::default()).await
 }
 
 /// HOME, the config dir, and every directory between HOME and each file's parent.

@@ -18,7 +18,8 @@ impl Interrupt {
         let me = Arc::new(Self::default());
         let watcher = me.clone();
         tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             for round in 0.. {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod deliver;
+pub mod doctor;
 pub mod engine;
 pub mod fleet;
 pub mod identity;
@@ -109,6 +110,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                         critical: duration("critical", &a.critical)?,
                     };
                     commands::creds::status(&global, options).await
+                }
+                cli::CredsCommand::Export {
+                    to,
+                    id,
+                    name,
+                    vault,
+                    region,
+                    profile,
+                    project,
+                    from,
+                } => {
+                    let options = commands::export::ExportOptions {
+                        to,
+                        id,
+                        name,
+                        vault,
+                        region,
+                        profile,
+                        project,
+                        from,
+                    };
+                    commands::export::run(options).await
                 }
             }
         }

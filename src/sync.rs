@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::config::CredentialsSpec;
+use crate::config::Spec;
 use crate::credentials::{self, family, Credentials};
 use crate::deliver::{self, DeliverError, Layout};
 use crate::engine::Engine;
@@ -49,7 +49,7 @@ impl Holder {
 /// newer was found).
 pub async fn adopt_from_leader(
     engine: &Engine,
-    source: &CredentialsSpec,
+    spec: &Spec,
     current: &Credentials,
     leader: &Holder,
     r: &dyn Reporter,
@@ -65,15 +65,15 @@ pub async fn adopt_from_leader(
         family::Judgement::Newer => {
             let newer =
                 Credentials::parse(raw).map_err(|e| anyhow::anyhow!("{}: {e}", leader.name))?;
-            match source::write_back(source, &newer).await? {
+            match source::write_back(spec, &newer).await? {
                 WriteBack::Written => r.info(&format!(
                     "{}: its claude refreshed the login; written back to {}",
                     leader.name,
-                    source.describe()
+                    spec.credentials.describe()
                 )),
                 WriteBack::SourceNewer => r.info(&format!(
                     "{} already holds a newer login than {}",
-                    source.describe(),
+                    spec.credentials.describe(),
                     leader.name
                 )),
                 WriteBack::ReadOnly(hint) => r.warn(&hint),

@@ -28,7 +28,8 @@ fn file_in(p: &Project, n: u32) -> serde_json::Value {
 }
 
 fn source(p: &Project) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap())
+        .unwrap()
 }
 
 /// Writes `json` into a container's credentials file as root, keeping owner and mode,
@@ -52,14 +53,22 @@ fn one_leader_holds_the_refresh_token_and_followers_only_the_access_token() {
         let oauth = f["claudeAiOauth"].as_object().unwrap();
         let mut keys: Vec<&str> = oauth.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["accessToken", "expiresAt", "scopes", "subscriptionType"]);
+        assert_eq!(
+            keys,
+            ["accessToken", "expiresAt", "scopes", "subscriptionType"]
+        );
         assert_eq!(oauth["accessToken"], host["claudeAiOauth"]["accessToken"]);
         assert_eq!(f.as_object().unwrap().len(), 1, "nothing but claudeAiOauth");
     }
     let out = p.claunch().args(["ps", "--json"]).assert().success();
     let roles: Vec<String> = String::from_utf8_lossy(&out.get_output().stdout)
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["role"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["role"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(roles, ["leader", "follower", "follower"]);
 }
@@ -78,10 +87,16 @@ fn sync_writes_the_leaders_refresh_back_and_spreads_it_to_followers() {
     assert!(!stdout.contains(&access) && !stdout.contains(&refresh));
     let host = source(&p);
     assert_eq!(host["claudeAiOauth"]["refreshToken"], refresh.as_str());
-    let backup: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.path("creds/.credentials.json.bak")).unwrap()).unwrap();
+    let backup: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path("creds/.credentials.json.bak")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(backup, old, "the previous login is kept as a backup");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(p.path("creds/.credentials.json")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(p.path("creds/.credentials.json"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     for n in [2, 3] {
         let f = file_in(&p, n);
@@ -89,7 +104,11 @@ fn sync_writes_the_leaders_refresh_back_and_spreads_it_to_followers() {
         assert!(f["claudeAiOauth"].get("refreshToken").is_none());
     }
     // Nothing newer: a second sync changes nothing.
-    p.claunch().args(["creds", "sync", "--once"]).assert().success().stdout(predicate::str::contains("written back").not());
+    p.claunch()
+        .args(["creds", "sync", "--once"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("written back").not());
     // Followers still answer (the stand-in reads the access-only file as the real CLI does).
     p.claunch().args(["exec", "--all", "hi"]).assert().success();
 }
@@ -99,33 +118,88 @@ fn a_follower_or_a_hostile_leader_cannot_move_the_login() {
     let p = fleet("hostile", 2);
     let before = std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap();
     // A follower forges a newer full login: never travels.
-    let forged = login_json(&(fake_token("oat") + "FORGED"), &(fake_token("ort") + "FORGED"), now_ms() + 9 * HOUR);
+    let forged = login_json(
+        &(fake_token("oat") + "FORGED"),
+        &(fake_token("ort") + "FORGED"),
+        now_ms() + 9 * HOUR,
+    );
     write_in(&p, 2, &forged);
     p.claunch().args(["creds", "sync"]).assert().success();
-    assert_eq!(std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap(), before);
-    assert!(file_in(&p, 2)["claudeAiOauth"].get("refreshToken").is_none(), "the follower was put back to access-only");
+    assert_eq!(
+        std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap(),
+        before
+    );
+    assert!(
+        file_in(&p, 2)["claudeAiOauth"]
+            .get("refreshToken")
+            .is_none(),
+        "the follower was put back to access-only"
+    );
     // The leader writes an implausible expiry (a year ahead for a login): rejected, warned.
-    let implausible = login_json(&(fake_token("oat") + "FAR"), &(fake_token("ort") + "FAR"), now_ms() + 365 * 24 * HOUR);
+    let implausible = login_json(
+        &(fake_token("oat") + "FAR"),
+        &(fake_token("ort") + "FAR"),
+        now_ms() + 365 * 24 * HOUR,
+    );
     write_in(&p, 1, &implausible);
-    p.claunch().args(["creds", "sync"]).assert().success().stderr(predicate::str::contains("ignoring its credentials file"));
-    assert_eq!(std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap(), before);
+    p.claunch()
+        .args(["creds", "sync"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("ignoring its credentials file"));
+    assert_eq!(
+        std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap(),
+        before
+    );
     // The leader replaces its file with a symlink to a host-looking path: not followed.
-    p.sh(&format!("{}-agent-1", p.name), &format!("rm {CREDS} && ln -s /etc/passwd {CREDS}"));
-    p.claunch().args(["creds", "sync"]).assert().stderr(predicate::str::contains("not a regular file").or(predicate::str::contains("symlink")));
-    assert_eq!(std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap(), before);
+    p.sh(
+        &format!("{}-agent-1", p.name),
+        &format!("rm {CREDS} && ln -s /etc/passwd {CREDS}"),
+    );
+    p.claunch().args(["creds", "sync"]).assert().stderr(
+        predicate::str::contains("not a regular file").or(predicate::str::contains("symlink")),
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap(),
+        before
+    );
 }
 
 #[test]
 fn push_delivers_a_new_host_login_without_restarting() {
     let p = fleet("push", 2);
-    let started: Vec<String> = (1..=2).map(|n| p.sh(&format!("{}-agent-{n}", p.name), "cat /proc/1/stat | cut -d' ' -f22")).collect();
+    let started: Vec<String> = (1..=2)
+        .map(|n| {
+            p.sh(
+                &format!("{}-agent-{n}", p.name),
+                "cat /proc/1/stat | cut -d' ' -f22",
+            )
+        })
+        .collect();
     // The user ran `claude login` again on the host: a new family, later expiry.
     let (access, refresh) = (fake_token("oat") + "RELOGIN", fake_token("ort") + "RELOGIN");
-    p.write_credentials(&login_json(&access, &refresh, now_ms() + 8 * HOUR + 120_000));
+    p.write_credentials(&login_json(
+        &access,
+        &refresh,
+        now_ms() + 8 * HOUR + 120_000,
+    ));
     p.claunch().args(["creds", "push"]).assert().success();
-    assert_eq!(file_in(&p, 1)["claudeAiOauth"]["refreshToken"], refresh.as_str());
-    assert_eq!(file_in(&p, 2)["claudeAiOauth"]["accessToken"], access.as_str());
-    let after: Vec<String> = (1..=2).map(|n| p.sh(&format!("{}-agent-{n}", p.name), "cat /proc/1/stat | cut -d' ' -f22")).collect();
+    assert_eq!(
+        file_in(&p, 1)["claudeAiOauth"]["refreshToken"],
+        refresh.as_str()
+    );
+    assert_eq!(
+        file_in(&p, 2)["claudeAiOauth"]["accessToken"],
+        access.as_str()
+    );
+    let after: Vec<String> = (1..=2)
+        .map(|n| {
+            p.sh(
+                &format!("{}-agent-{n}", p.name),
+                "cat /proc/1/stat | cut -d' ' -f22",
+            )
+        })
+        .collect();
     assert_eq!(started, after, "no container restarted");
 }
 
@@ -133,20 +207,60 @@ fn push_delivers_a_new_host_login_without_restarting() {
 fn status_exit_codes_follow_what_will_break() {
     let p = fleet("status", 2);
     // A fresh login with a running leader: ok.
-    p.claunch().args(["creds", "status"]).assert().code(0).stdout(predicate::str::contains("refreshable"));
-    let out = p.claunch().args(["creds", "status", "--json"]).assert().code(0);
+    p.claunch()
+        .args(["creds", "status"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("refreshable"));
+    let out = p
+        .claunch()
+        .args(["creds", "status", "--json"])
+        .assert()
+        .code(0);
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["level"], "ok");
     assert!(!String::from_utf8_lossy(&out.get_output().stdout).contains("sk-ant-"));
     // The leader holds something newer than the source: sync is overdue.
-    write_in(&p, 1, &login_json(&(fake_token("oat") + "N"), &(fake_token("ort") + "N"), now_ms() + 9 * HOUR));
-    p.claunch().args(["creds", "status"]).assert().code(1).stdout(predicate::str::contains("creds sync"));
+    write_in(
+        &p,
+        1,
+        &login_json(
+            &(fake_token("oat") + "N"),
+            &(fake_token("ort") + "N"),
+            now_ms() + 9 * HOUR,
+        ),
+    );
+    p.claunch()
+        .args(["creds", "status"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("creds sync"));
     // Two refresh-token holders: the rotation bug.
-    write_in(&p, 2, &login_json(&(fake_token("oat") + "M"), &(fake_token("ort") + "M"), now_ms() + 9 * HOUR));
-    p.claunch().args(["creds", "status"]).assert().code(2).stdout(predicate::str::contains("hold a refresh token"));
+    write_in(
+        &p,
+        2,
+        &login_json(
+            &(fake_token("oat") + "M"),
+            &(fake_token("ort") + "M"),
+            now_ms() + 9 * HOUR,
+        ),
+    );
+    p.claunch()
+        .args(["creds", "status"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("hold a refresh token"));
     // A blanked file in a container: critical.
-    write_in(&p, 2, r#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0}}"#);
-    p.claunch().args(["creds", "status"]).assert().code(2).stdout(predicate::str::contains("blanked"));
+    write_in(
+        &p,
+        2,
+        r#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0}}"#,
+    );
+    p.claunch()
+        .args(["creds", "status"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("blanked"));
 }
 
 #[test]
@@ -157,20 +271,40 @@ fn a_setup_token_is_shared_and_warned_about_only_near_its_end() {
         "project: {{project}}\ncredentials:\n  oauth_token: ${{TEST_SETUP_TOKEN}}\nagents:\n  agent:\n    image: {}\n    replicas: 2\n",
         image(Image::Named)
     ));
-    p.claunch().env("TEST_SETUP_TOKEN", &token).arg("up").assert().success();
+    p.claunch()
+        .env("TEST_SETUP_TOKEN", &token)
+        .arg("up")
+        .assert()
+        .success();
     for n in [1, 2] {
         let f = file_in(&p, n);
         assert_eq!(f["claudeAiOauth"]["accessToken"], token.as_str());
-        assert_eq!(f["claudeAiOauth"]["scopes"], serde_json::json!(["user:inference"]));
+        assert_eq!(
+            f["claudeAiOauth"]["scopes"],
+            serde_json::json!(["user:inference"])
+        );
         assert!(f["claudeAiOauth"].get("refreshToken").is_none());
     }
     let engine = support::engine();
     for (name, id) in p.containers() {
-        let inspect = support::rt().block_on(engine.inspect_container(&id)).unwrap();
-        assert!(!serde_json::to_string(&inspect).unwrap().contains(&token), "token in inspect of {name}");
+        let inspect = support::rt()
+            .block_on(engine.inspect_container(&id))
+            .unwrap();
+        assert!(
+            !serde_json::to_string(&inspect).unwrap().contains(&token),
+            "token in inspect of {name}"
+        );
     }
-    p.claunch().env("TEST_SETUP_TOKEN", &token).args(["creds", "status"]).assert().code(0);
-    p.claunch().env("TEST_SETUP_TOKEN", &token).args(["creds", "status", "--warn", "400d"]).assert().code(1);
+    p.claunch()
+        .env("TEST_SETUP_TOKEN", &token)
+        .args(["creds", "status"])
+        .assert()
+        .code(0);
+    p.claunch()
+        .env("TEST_SETUP_TOKEN", &token)
+        .args(["creds", "status", "--warn", "400d"])
+        .assert()
+        .code(1);
 }
 
 #[test]
@@ -181,14 +315,30 @@ fn an_api_key_goes_in_a_file_read_by_api_key_helper() {
         "project: {{project}}\ncredentials:\n  api_key: ${{TEST_API_KEY}}\nagents:\n  agent:\n    image: {}\n    smoke: false\n",
         image(Image::Named)
     ));
-    p.claunch().env("TEST_API_KEY", &key).arg("up").assert().success();
+    p.claunch()
+        .env("TEST_API_KEY", &key)
+        .arg("up")
+        .assert()
+        .success();
     let c = format!("{}-agent-1", p.name);
     assert_eq!(p.sh(&c, "cat /home/agent/.claude/claunch-api-key"), key);
-    assert_eq!(p.sh(&c, "stat -c '%u %a' /home/agent/.claude/claunch-api-key /home/agent/.claude/settings.json"), "1000 600\n1000 600\n");
-    let settings: serde_json::Value = serde_json::from_str(&p.sh(&c, "cat /home/agent/.claude/settings.json")).unwrap();
-    assert_eq!(settings["apiKeyHelper"], "cat /home/agent/.claude/claunch-api-key");
+    assert_eq!(
+        p.sh(
+            &c,
+            "stat -c '%u %a' /home/agent/.claude/claunch-api-key /home/agent/.claude/settings.json"
+        ),
+        "1000 600\n1000 600\n"
+    );
+    let settings: serde_json::Value =
+        serde_json::from_str(&p.sh(&c, "cat /home/agent/.claude/settings.json")).unwrap();
+    assert_eq!(
+        settings["apiKeyHelper"],
+        "cat /home/agent/.claude/claunch-api-key"
+    );
     let engine = support::engine();
-    let inspect = support::rt().block_on(engine.inspect_container(&p.containers()[0].1)).unwrap();
+    let inspect = support::rt()
+        .block_on(engine.inspect_container(&p.containers()[0].1))
+        .unwrap();
     assert!(!serde_json::to_string(&inspect).unwrap().contains(&key));
 }
 
@@ -202,7 +352,11 @@ fn onboarding_writes_claude_json_when_absent() {
     ));
     p.claunch().arg("up").assert().success();
     let c = format!("{}-agent-1", p.name);
-    let v: serde_json::Value = serde_json::from_str(&p.sh(&c, "cat /home/agent/.claude.json")).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&p.sh(&c, "cat /home/agent/.claude.json")).unwrap();
     assert_eq!(v["hasCompletedOnboarding"], true);
-    assert_eq!(p.sh(&c, "stat -c '%u %a' /home/agent/.claude.json"), "1000 600\n");
+    assert_eq!(
+        p.sh(&c, "stat -c '%u %a' /home/agent/.claude.json"),
+        "1000 600\n"
+    );
 }

@@ -34,19 +34,9 @@ async fn gather(engine: &Engine, list: Vec<Member>) -> Vec<Result<Held, (String,
                 .inspect_container(&m.id)
                 .await
                 .map_err(|e| (m.name.clone(), e.to_string()))?;
-            let config = inspect.config.unwrap_or_default();
-            let env = config.env.unwrap_or_default();
-            let user = config.user.filter(|u| !u.is_empty());
-            let layout = deliver::probe(
-                engine,
-                &m.id,
-                user.as_deref(),
-                &env,
-                &[],
-                deliver::Needs::default(),
-            )
-            .await
-            .map_err(|e| (m.name.clone(), e.to_string()))?;
+            let layout = deliver::probe_existing(engine, &m.id, &inspect)
+                .await
+                .map_err(|e| (m.name.clone(), e.to_string()))?;
             let holder = Holder {
                 id: m.id.clone(),
                 name: m.name.clone(),
@@ -83,7 +73,7 @@ async fn sync_once(
     only: Option<&str>,
     r: &dyn Reporter,
 ) -> anyhow::Result<(Login, bool)> {
-    let mut login = source::fetch(&spec.credentials, r)?;
+    let mut login = source::fetch(spec, r).await?;
     let all = members(engine, &spec.project).await?;
     let chosen: Vec<Member> = match only {
         Some(t) => super::select(&spec.project, &all, t)?
@@ -108,14 +98,8 @@ async fn sync_once(
             ));
         }
         if let Some(leader) = leaders.first() {
-            let newest = crate::sync::adopt_from_leader(
-                engine,
-                &spec.credentials,
-                current,
-                &leader.holder,
-                r,
-            )
-            .await?;
+            let newest =
+                crate::sync::adopt_from_leader(engine, spec, current, &leader.holder, r).await?;
             login = Login::Rotating(newest);
         } else {
             r.warn("no running leader: nobody can refresh the login; `claunch up` makes one");
@@ -185,7 +169,7 @@ pub async fn sync(global: &Global, o: SyncOptions, r: Arc<dyn Reporter>) -> anyh
                     "sync failed: {e:#}; trying again in {:?}",
                     o.interval
                 ));
-                (source::fetch(&spec.credentials, r.as_ref())?, false)
+                (source::fetch(&spec, r.as_ref()).await?, false)
             }
         };
         let wait = match &login {
@@ -365,12 +349,15 @@ pub async fn status(global: &Global, o: StatusOptions) -> anyhow::Result<i32> {
     let spec = super::load_spec(global)?;
     let now = credentials::now_ms();
     let quiet = crate::report::PlainReporter;
-    let source_file: Result<Credentials, String> = match source::fetch(&spec.credentials, &quiet) {
+    let source_file: Result<Credentials, String> = match source::fetch(&spec, &quiet).await {
         Ok(login) => login
             .credentials()
             .cloned()
             .ok_or_else(|| "an API key: it does not expire".to_string()),
-        Err(e) => Err(format!("{e:#}")),
+        // The line names the source already: say only what is wrong and the fix.
+        Err(e) => Err(e
+            .downcast_ref::<source::SourceError>()
+            .map_or_else(|| format!("{e:#}"), source::SourceError::detail)),
     };
     let engine = super::connect(global).await?;
     let held = gather(&engine, members(&engine, &spec.project).await?).await;

@@ -1,4 +1,4 @@
-//! `claunch doctor`: checks the login, the engine and each container (being written).
+//! `claunch doctor`: the options; the checks live in [`crate::doctor`].
 
 use super::Global;
 
@@ -10,6 +10,5 @@ pub struct DoctorOptions {
 }
 
 pub async fn run(global: &Global, options: DoctorOptions) -> anyhow::Result<i32> {
-    let _ = (global, options);
-    anyhow::bail!("claunch doctor is not available yet")
+    crate::doctor::run(global, &options).await
 }

@@ -5,6 +5,7 @@ pub mod creds;
 pub mod doctor;
 pub mod down;
 pub mod exec;
+pub mod export;
 pub mod image;
 pub mod init;
 pub mod logs;

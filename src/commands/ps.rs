@@ -55,23 +55,11 @@ async fn row(engine: &Engine, m: Member) -> Row {
             return row;
         }
     };
-    let config = inspect.config.unwrap_or_default();
     if m.running() {
-        row.started_at = inspect.state.and_then(|s| s.started_at);
+        row.started_at = inspect.state.as_ref().and_then(|s| s.started_at.clone());
         row.uptime_secs = row.started_at.as_deref().and_then(uptime_secs);
     }
-    let env = config.env.unwrap_or_default();
-    let user = config.user.filter(|u| !u.is_empty());
-    let layout = match deliver::probe(
-        engine,
-        &m.id,
-        user.as_deref(),
-        &env,
-        &[],
-        deliver::Needs::default(),
-    )
-    .await
-    {
+    let layout = match deliver::probe_existing(engine, &m.id, &inspect).await {
         Ok(l) => l,
         Err(e) => {
             row.credentials = format!("unknown: {e}");

@@ -12,10 +12,10 @@ use tokio::sync::OnceCell;
 use super::{members, Global, Member};
 use crate::config::{AgentSpec, CredentialsSpec, Spec};
 use crate::credentials;
-use crate::interrupt::Interrupt;
 use crate::deliver::{self, Layout, Payload};
 use crate::engine::{Engine, EngineError, Output};
 use crate::fleet::{self, label};
+use crate::interrupt::Interrupt;
 use crate::login::Login;
 use crate::plan::Role;
 use crate::plan::{self, Action, Desired, Observed, RemoveReason};
@@ -86,7 +86,7 @@ pub async fn run(
             );
         }
     }
-    let login = source::fetch(&spec.credentials, reporter.as_ref())?;
+    let login = source::fetch(&spec, reporter.as_ref()).await?;
     let engine = super::connect(global).await?;
 
     let selected: Vec<AgentSpec> = spec
@@ -459,7 +459,11 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, Status) {
         r.finished(
             &name,
             &Outcome::Done {
-                detail: format!("running ({:.1}s)", t0.elapsed().as_secs_f64()),
+                detail: format!(
+                    "running ({}{:.1}s)",
+                    role_note(role),
+                    t0.elapsed().as_secs_f64()
+                ),
             },
         );
         return (name, Status::Done);
@@ -477,7 +481,11 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, Status) {
             r.finished(
                 &name,
                 &Outcome::Done {
-                    detail: format!("smoke test passed ({:.1}s)", t0.elapsed().as_secs_f64()),
+                    detail: format!(
+                        "smoke test passed ({}{:.1}s)",
+                        role_note(role),
+                        t0.elapsed().as_secs_f64()
+                    ),
                 },
             );
             (name, Status::Done)
@@ -493,6 +501,14 @@ async fn converge(shared: Arc<Shared>, action: Action) -> (String, Status) {
             r.finished(&name, &failed(&message, v.hint()));
             (name, Status::Failed)
         }
+    }
+}
+
+/// Says which container holds the login's refresh token.
+fn role_note(role: Role) -> &'static str {
+    match role {
+        Role::Leader => "leader, ",
+        Role::Follower | Role::Shared => "",
     }
 }
 
@@ -574,15 +590,7 @@ async fn leader_first(
             _ => return Vec::new(),
         }
     };
-    let near = current
-        .summary
-        .expires_in_ms(credentials::now_ms())
-        .is_none_or(|ms| {
-            ms < LEADER_FIRST_WITHIN
-                .as_millis()
-                .try_into()
-                .unwrap_or(i64::MAX)
-        });
+    let near = near_expiry(&current);
     if !near {
         return Vec::new();
     }
@@ -637,19 +645,10 @@ async fn leader_first(
         name,
         layout: layout.clone(),
     };
-    let source = &shared.spec.credentials;
+    let source = &shared.spec;
     let mut newest = sync::adopt_from_leader(&shared.engine, source, &current, &holder, r).await;
     if let Ok(c) = &newest {
-        let still_near = c
-            .summary
-            .expires_in_ms(credentials::now_ms())
-            .is_none_or(|ms| {
-                ms < LEADER_FIRST_WITHIN
-                    .as_millis()
-                    .try_into()
-                    .unwrap_or(i64::MAX)
-            });
-        if still_near {
+        if near_expiry(c) {
             let timeout = prepared
                 .agent
                 .smoke
@@ -668,6 +667,13 @@ async fn leader_first(
         )),
     }
     results
+}
+
+fn near_expiry(c: &credentials::Credentials) -> bool {
+    let within = i64::try_from(LEADER_FIRST_WITHIN.as_millis()).unwrap_or(i64::MAX);
+    c.summary
+        .expires_in_ms(credentials::now_ms())
+        .is_none_or(|ms| ms < within)
 }
 
 /// How close to expiry a login must be for `up` to start its leader before the others.
