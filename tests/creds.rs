@@ -1,9 +1,11 @@
 //! Keeping a fleet's login alive, with a stand-in claude: one leader holds the refresh
 //! token, followers hold the access token alone; `creds sync` takes what the leader's
 //! claude wrote back to the source and spreads it; containers are not trusted.
-//! (The real CLI refreshing against a token endpoint is in tests/e2e_refresh.rs.)
+//! (The real CLI refreshing against a token endpoint is in `tests/e2e_refresh.rs`.)
 
 mod support;
+
+use std::os::unix::fs::PermissionsExt;
 
 use predicates::prelude::*;
 use support::{fake_token, image, login_json, now_ms, Image, Project};
@@ -92,7 +94,6 @@ fn sync_writes_the_leaders_refresh_back_and_spreads_it_to_followers() {
     )
     .unwrap();
     assert_eq!(backup, old, "the previous login is kept as a backup");
-    use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(p.path("creds/.credentials.json"))
         .unwrap()
         .permissions()

@@ -17,6 +17,10 @@ pub struct BuildOptions {
 }
 
 #[allow(clippy::unused_async)] // replaced by the real build in the next commit
-pub async fn build(_global: &Global, _o: BuildOptions, _r: Arc<dyn Reporter>) -> anyhow::Result<i32> {
+pub async fn build(
+    _global: &Global,
+    _o: BuildOptions,
+    _r: Arc<dyn Reporter>,
+) -> anyhow::Result<i32> {
     anyhow::bail!("claunch image build is not available yet")
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -100,12 +101,13 @@ pub fn image(kind: Image) -> String {
         "FROM scratch\nCOPY rootfs/ /\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
     );
     if let Some(u) = user {
-        dockerfile.push_str(&format!("USER {u}\n"));
+        let _ = writeln!(dockerfile, "USER {u}");
     }
-    dockerfile.push_str(&format!(
-        "ENV PATH=/usr/local/bin:/bin\nCMD [\"/bin/sh\", \"-c\", {}]\n",
+    let _ = writeln!(
+        dockerfile,
+        "ENV PATH=/usr/local/bin:/bin\nCMD [\"/bin/sh\", \"-c\", {}]",
         serde_json::to_string(AGENT_CMD).unwrap()
-    ));
+    );
     let mut files: Vec<(&str, Vec<u8>, u32, u32)> = vec![
         ("Dockerfile", dockerfile.clone().into_bytes(), 0o644, 0),
         ("rootfs/bin/busybox", busybox(), 0o755, 0),
@@ -236,7 +238,9 @@ impl Project {
     }
 
     /// Runs a shell command in a container as root and returns its stdout.
+    #[allow(clippy::unused_self)] // a method, so tests read as `p.sh(…)`
     pub fn sh(&self, container: &str, script: &str) -> String {
+        use futures::StreamExt;
         let engine = engine();
         let argv = vec!["sh".into(), "-c".into(), script.into()];
         let mut out = Vec::new();
@@ -245,7 +249,6 @@ impl Project {
                 .exec(container, argv, Some("0".into()), false)
                 .await
                 .unwrap();
-            use futures::StreamExt;
             while let Some(chunk) = s.output.next().await {
                 if let claunch::engine::Output::Stdout(b) = chunk.unwrap() {
                     out.extend_from_slice(&b);
