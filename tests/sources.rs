@@ -16,7 +16,7 @@ use support::{fake_token, image, login_json, now_ms, Image, Project};
 const HOUR: i64 = 3_600_000;
 const CREDS: &str = "/home/agent/.claude/.credentials.json";
 
-/// A local moto server (the AWS API stand-in of PyPI's `moto[server]`), killed on drop.
+/// A local moto server (the AWS API stand-in of `PyPI`'s `moto[server]`), killed on drop.
 struct Moto {
     child: Child,
     url: String,
