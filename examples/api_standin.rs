@@ -8,8 +8,9 @@
 //!
 //! Prints exactly one line, `listening on <ip>:<port>`, on stdout once bound, then
 //! serves until SIGINT or SIGTERM. Every request is appended to the `--record` file as
-//! one JSON line (method, path with query, headers, and the body's `model`/`stream`
-//! fields; never the body itself), flushed before the response is sent.
+//! one JSON line (method, path with query, the client's address, headers, and the
+//! body's `model`/`stream` fields; never the body itself), flushed before the response
+//! is sent.
 //!
 //! - `POST /v1/messages`: a text reply, as one JSON message or, with `"stream": true`,
 //!   as server-sent events. The text is `--reply` (default
@@ -19,6 +20,8 @@
 //! - `GET`/`HEAD` `/` and `/api/hello` (the CLI's connectivity probe): 200.
 //! - A bearer token or `x-api-key` given with `--reject-token` gets Anthropic's 401
 //!   `authentication_error` on every path.
+//! - `CONNECT` (a client using the stand-in as its `HTTPS_PROXY`): 403, recorded, so a
+//!   test can keep the CLI from reaching any other host and see what it tried.
 //! - Anything else: Anthropic's 404 `not_found_error`.
 //!
 //! The routing is one plain function, [`handle`], from a request with a complete body to
@@ -94,6 +97,17 @@ fn route(req: &Request<Bytes>, config: &Config, n: u64) -> Response<Bytes> {
         );
     }
     let path = req.uri().path();
+    if req.method() == hyper::Method::CONNECT {
+        return error(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            &format!(
+                "the claunch API stand-in reaches no other host (CONNECT {})",
+                req.uri()
+            ),
+            n,
+        );
+    }
     match (req.method().as_str(), path) {
         ("POST", "/v1/messages") => match serde_json::from_slice::<Value>(req.body()) {
             Ok(body) => message(&body, req.body().len(), config, n),
@@ -121,9 +135,10 @@ fn route(req: &Request<Bytes>, config: &Config, n: u64) -> Response<Bytes> {
     }
 }
 
-/// The record line for one request: arrival time, method, path with query, headers,
-/// and whether the body is JSON with its `model` and `stream` fields.
-pub fn record_line(req: &Request<Bytes>) -> Value {
+/// The record line for one request: arrival time, method, path with query (the target
+/// host of a `CONNECT`), the client's address, headers, and whether the body is JSON
+/// with its `model` and `stream` fields.
+pub fn record_line(req: &Request<Bytes>, peer: Option<SocketAddr>) -> Value {
     let mut headers = Map::new();
     for (name, value) in req.headers() {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -145,7 +160,8 @@ pub fn record_line(req: &Request<Bytes>) -> Value {
     json!({
         "unix_ms": u64::try_from(unix_ms).unwrap_or(u64::MAX),
         "method": req.method().as_str(),
-        "path": req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        "path": req.uri().path_and_query().map_or_else(|| req.uri().to_string(), |p| p.as_str().to_owned()),
+        "peer": peer.map(|p| p.to_string()),
         "headers": headers,
         "body_bytes": req.body().len(),
         "json": body.is_some(),
@@ -303,12 +319,13 @@ struct State {
 
 async fn serve(
     req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
     state: Arc<State>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let (parts, body) = req.into_parts();
     let req = Request::from_parts(parts, body.collect().await?.to_bytes());
     if let Some(record) = &state.record {
-        let line = record_line(&req).to_string();
+        let line = record_line(&req, Some(peer)).to_string();
         let mut file = record
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -361,7 +378,7 @@ async fn main() -> std::io::Result<()> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -373,7 +390,8 @@ async fn main() -> std::io::Result<()> {
         };
         let state = Arc::clone(&state);
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| serve(req, Arc::clone(&state)));
+            let service =
+                hyper::service::service_fn(move |req| serve(req, peer, Arc::clone(&state)));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .await
@@ -466,10 +484,24 @@ mod tests {
             &[("x-a", "1"), ("x-a", "2")],
             &json!({"model": "m", "stream": true}),
         );
-        let line = record_line(&req);
+        let line = record_line(&req, None);
         assert_eq!(line["path"], "/v1/messages?beta=true");
         assert_eq!(line["headers"]["x-a"], "1, 2");
         assert_eq!(line["json"], true);
         assert_eq!(line["stream"], true);
+    }
+
+    #[test]
+    fn connect_is_refused_and_recorded_with_its_target() {
+        let req = Request::connect("api.anthropic.com:443")
+            .body(Bytes::new())
+            .unwrap();
+        let resp = handle(&req, &Config::default());
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let peer: SocketAddr = "172.18.0.2:40000".parse().unwrap();
+        let line = record_line(&req, Some(peer));
+        assert_eq!(line["method"], "CONNECT");
+        assert_eq!(line["path"], "api.anthropic.com:443");
+        assert_eq!(line["peer"], "172.18.0.2:40000");
     }
 }

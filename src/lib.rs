@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod engine;
 pub mod fleet;
 pub mod identity;
+pub mod image;
 pub mod interrupt;
 pub mod login;
 pub mod plan;
