@@ -452,6 +452,19 @@ impl Engine {
         }
     }
 
+    /// The gateway address of a network: the host's own address on it.
+    pub async fn network_gateway(&self, name: &str) -> Result<Option<String>> {
+        let network = self
+            .docker
+            .inspect_network(name, None)
+            .await
+            .map_err(|e| EngineError::from_bollard("inspect network", name, e))?;
+        Ok(network
+            .ipam
+            .and_then(|i| i.config)
+            .and_then(|c| c.into_iter().find_map(|c| c.gateway)))
+    }
+
     /// Creates a bridge network with labels; one that already exists (a racing create) is fine.
     pub async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
         let request = NetworkCreateRequest {
