@@ -361,3 +361,42 @@ fn onboarding_writes_claude_json_when_absent() {
         "1000 600\n"
     );
 }
+
+#[test]
+fn concurrent_syncs_leave_the_source_whole_newest_and_0600() {
+    let p = fleet("concurrent", 2);
+    let (access, refresh) = (fake_token("oat") + "CONC", fake_token("ort") + "CONC");
+    write_in(
+        &p,
+        1,
+        &login_json(&access, &refresh, now_ms() + 8 * HOUR + 90_000),
+    );
+    let bin = assert_cmd::cargo::cargo_bin("claunch");
+    let children: Vec<std::process::Child> = (0..4)
+        .map(|_| {
+            std::process::Command::new(&bin)
+                .current_dir(p.dir.path())
+                .args(["creds", "sync"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let host = source(&p);
+    assert_eq!(host["claudeAiOauth"]["refreshToken"], refresh.as_str());
+    let mode = std::fs::metadata(p.path("creds/.credentials.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let leftovers: Vec<_> = std::fs::read_dir(p.path("creds"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
