@@ -18,6 +18,7 @@ pub mod image;
 pub mod interrupt;
 pub mod login;
 pub mod plan;
+pub mod retry;
 pub mod report;
 pub mod run;
 pub mod secret;

@@ -396,7 +396,11 @@ fn concurrent_syncs_leave_the_source_whole_newest_and_0600() {
     let leftovers: Vec<_> = std::fs::read_dir(p.path("creds"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
+        .filter(|n| {
+            std::path::Path::new(n)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("tmp"))
+        })
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }

@@ -1,0 +1,136 @@
+//! Before any container is touched: images inspected, files read, the config hash, and
+//! the networks and volumes the agents use.
+
+use std::collections::{BTreeSet, HashMap};
+
+use anyhow::{bail, Context as _};
+use tokio::sync::OnceCell;
+
+use super::Prepared;
+use crate::config::{AgentSpec, CredentialsSpec, Spec};
+use crate::deliver::{self, Payload};
+use crate::engine::Engine;
+use crate::fleet::{self, label};
+use crate::login::Login;
+use crate::secret::Secret;
+
+pub(super) async fn prepare(
+    engine: &Engine,
+    spec: &Spec,
+    agent: AgentSpec,
+    login: &Login,
+) -> anyhow::Result<Prepared> {
+    let image = engine.inspect_image(&agent.image).await.map_err(|e| {
+        if e.is_not_found() {
+            anyhow::anyhow!(
+                "agent `{}`: image `{}` is not on the engine\n  hint: build it (`claunch image build --tag {}`) or `docker pull` it",
+                agent.name,
+                agent.image,
+                agent.image
+            )
+        } else {
+            anyhow::Error::from(e).context(format!("agent `{}`", agent.name))
+        }
+    })?;
+    let image_id = image.id.clone().unwrap_or_default();
+    let config = image.config.unwrap_or_default();
+    let user = agent.user.clone().or(config.user).filter(|u| !u.is_empty());
+    let mut env = config.env.unwrap_or_default();
+    env.extend(agent.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let mut files = Vec::new();
+    for f in &agent.files {
+        let bytes = std::fs::read(&f.source).with_context(|| {
+            format!(
+                "agent `{}`: files: cannot read {} (for {})",
+                agent.name,
+                f.source.display(),
+                f.target
+            )
+        })?;
+        files.push(Payload {
+            target: f.target.clone(),
+            mode: f.mode,
+            contents: Secret::new(bytes),
+        });
+    }
+    check_volumes(spec, &agent)?;
+    Ok(Prepared {
+        hash: fleet::config_hash(&agent, &image_id, login.mode()),
+        needs: deliver::Needs {
+            onboarding: agent.onboarding,
+            settings: matches!(login, Login::ApiKey(_)),
+        },
+        agent,
+        user,
+        env,
+        files,
+        layout: OnceCell::new(),
+    })
+}
+
+/// Refuses a volume that would mount the host's Claude login into a container: claunch
+/// delivers credentials itself, and a shared, writable login breaks on token rotation.
+pub(super) fn check_volumes(spec: &Spec, agent: &AgentSpec) -> anyhow::Result<()> {
+    let CredentialsSpec::File(creds) = &spec.credentials else {
+        return Ok(());
+    };
+    let claude_dir = creds.parent();
+    let base = spec
+        .file
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
+    for v in &agent.volumes {
+        let (bind, _) = fleet::bind(&spec.project, base, v);
+        let source = std::path::Path::new(bind.split(':').next().unwrap_or_default());
+        let hits = |p: &std::path::Path| source.starts_with(p) || p.starts_with(source);
+        if source.is_absolute() && (hits(creds) || claude_dir.is_some_and(hits)) {
+            bail!(
+                "agent `{}`: volumes: `{v}` mounts the Claude credentials into the container\n  hint: remove it; claunch delivers the credentials itself (a shared login breaks when its refresh token rotates)",
+                agent.name
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn ensure_networks_and_volumes<'a>(
+    engine: &Engine,
+    spec: &Spec,
+    agents: impl Iterator<Item = &'a AgentSpec>,
+) -> anyhow::Result<()> {
+    let labels = |extra: &[(&str, &str)]| -> HashMap<String, String> {
+        let mut m = HashMap::from([
+            (label::PROJECT.to_string(), spec.project.clone()),
+            (label::MANAGED.to_string(), "true".to_string()),
+        ]);
+        m.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
+        );
+        m
+    };
+    let base = spec
+        .file
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
+    let mut networks = BTreeSet::new();
+    let mut volumes = BTreeSet::new();
+    for agent in agents.filter(|a| a.replicas > 0) {
+        networks.insert(fleet::network_name(&spec.project, agent));
+        for v in &agent.volumes {
+            if let (_, Some(name)) = fleet::bind(&spec.project, base, v) {
+                volumes.insert(name);
+            }
+        }
+    }
+    for name in &networks {
+        if !engine.network_exists(name).await? {
+            engine.create_network(name, labels(&[])).await?;
+        }
+    }
+    for name in &volumes {
+        engine.create_volume(name, labels(&[])).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! One replica's way to running: create, deliver what its role gets, start, smoke-test;
+//! removed again if it fails before it starts.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+
+use super::{failed, Prepared, Shared, Status};
+use crate::deliver::{self, Layout, Payload};
+use crate::engine::{Engine, Output};
+use crate::fleet::{self, label};
+use crate::plan::{Action, Observed, Role};
+use crate::report::{Outcome, Reporter, Step};
+use crate::retry::{backoff, retry, RETRIES};
+use crate::run::{self, Lines};
+use crate::secret::Secret;
+use crate::smoke::{self, Verdict};
+
+/// Creates (or recreates, or restarts) one replica and smoke-tests it.
+pub(super) async fn converge(shared: Arc<Shared>, action: Action) -> (String, Status) {
+    let (agent, replica, role, replace, restart) = match action {
+        Action::Create {
+            agent,
+            replica,
+            role,
+        } => (agent, replica, role, None, None),
+        Action::Recreate {
+            agent,
+            replica,
+            old,
+            role,
+        } => (agent, replica, role, Some(old), None),
+        Action::Start {
+            agent,
+            replica,
+            existing,
+        } => (agent, replica, existing.role, None, Some(existing)),
+        Action::Keep { .. } | Action::Remove { .. } => unreachable!("handled before"),
+    };
+    let prepared = shared.agents[&agent].clone();
+    let name = fleet::container_name(&shared.spec.project, &agent, replica);
+    let r = shared.reporter.clone();
+    if shared.interrupt.is_set() {
+        return (name, Status::NotStarted);
+    }
+    let t0 = Instant::now();
+    let id = match restart {
+        Some(existing) => match restart_existing(&shared, &prepared, &existing).await {
+            Ok(()) => existing.id,
+            Err(e) => {
+                r.finished(&name, &failed(&format!("{e:#}"), None));
+                return (name, Status::Failed);
+            }
+        },
+        None => {
+            if let Some(old) = replace {
+                r.step(&name, Step::Remove);
+                if let Err(e) = retry(r.as_ref(), &name, || {
+                    shared.engine.remove_container(&old.id)
+                })
+                .await
+                {
+                    r.finished(&name, &failed(&e.to_string(), None));
+                    return (name, Status::Failed);
+                }
+            }
+            match create_and_start(&shared, &prepared, replica, role, &name).await {
+                Ok(id) => id,
+                Err(e) => {
+                    r.finished(&name, &failed(&format!("{e:#}"), None));
+                    return (name, Status::Failed);
+                }
+            }
+        }
+    };
+    let smoke = prepared.agent.smoke.as_ref().filter(|_| shared.smoke);
+    let Some(smoke) = smoke else {
+        r.finished(
+            &name,
+            &Outcome::Done {
+                detail: format!(
+                    "running ({}{:.1}s)",
+                    role_note(role),
+                    t0.elapsed().as_secs_f64()
+                ),
+            },
+        );
+        return (name, Status::Done);
+    };
+    r.step(&name, Step::Smoke);
+    let verdict = tokio::select! {
+        v = smoke_test(&shared.engine, &id, &name, smoke, r.as_ref()) => v,
+        () = shared.interrupt.wait() => {
+            r.finished(&name, &failed("interrupted during the smoke test: the container runs, with its credentials, untested", None));
+            return (name, Status::Failed);
+        }
+    };
+    match verdict {
+        Verdict::Passed => {
+            r.finished(
+                &name,
+                &Outcome::Done {
+                    detail: format!(
+                        "smoke test passed ({}{:.1}s)",
+                        role_note(role),
+                        t0.elapsed().as_secs_f64()
+                    ),
+                },
+            );
+            (name, Status::Done)
+        }
+        v => {
+            let mut message = format!("smoke test failed: {}", v.describe());
+            if let Verdict::Failed { last_lines, .. } = &v {
+                for line in last_lines {
+                    message.push_str("\n    | ");
+                    message.push_str(line);
+                }
+            }
+            r.finished(&name, &failed(&message, v.hint()));
+            (name, Status::Failed)
+        }
+    }
+}
+
+/// Says which container holds the login's refresh token.
+pub(super) fn role_note(role: Role) -> &'static str {
+    match role {
+        Role::Leader => "leader, ",
+        Role::Follower | Role::Shared => "",
+    }
+}
+
+/// Create, deliver, start; a container that fails on the way is removed, so nothing is
+/// left half made.
+pub(super) async fn create_and_start(
+    shared: &Shared,
+    prepared: &Prepared,
+    replica: u32,
+    role: Role,
+    name: &str,
+) -> anyhow::Result<String> {
+    let r = shared.reporter.as_ref();
+    let engine = &shared.engine;
+    r.step(name, Step::Create);
+    let config =
+        fleet::container_config(&shared.spec, &prepared.agent, replica, &prepared.hash, role);
+    let id = create(engine, r, name, config, &prepared.hash).await?;
+    let result = async {
+        r.step(name, Step::Credentials);
+        let layout = layout_for(shared, prepared, &id).await?;
+        let (creds, files) = payload(shared, prepared, layout, role);
+        retry(r, name, || {
+            deliver::deliver(engine, &id, layout, creds.as_ref(), &files)
+        })
+        .await
+        .context("delivering credentials")?;
+        if shared.interrupt.is_set() {
+            bail!("interrupted before start: the container was removed");
+        }
+        r.step(name, Step::Start);
+        retry(r, name, || engine.start_container(&id)).await?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = engine.remove_container(&id).await;
+        return Err(e);
+    }
+    Ok(id)
+}
+
+/// What a container with `role` gets: its credentials file, then the login's other files
+/// (an API key and its settings), `~/.claude.json` for `onboarding`, and the agent's
+/// `files:`.
+pub(super) fn payload(
+    shared: &Shared,
+    prepared: &Prepared,
+    layout: &Layout,
+    role: Role,
+) -> (Option<Secret>, Vec<Payload>) {
+    let login = shared.login.read().expect("login lock");
+    let creds = login.credentials_file(role);
+    let id = &layout.identity;
+    let mut files = login.extra_files(&id.config_dir, layout.settings.as_deref());
+    if prepared.agent.onboarding && !layout.claude_json_exists {
+        files.push(Payload {
+            target: id.claude_json_path(),
+            mode: 0o600,
+            contents: Secret::from("{\"hasCompletedOnboarding\": true}\n".to_string()),
+        });
+    }
+    files.extend(prepared.files.iter().cloned());
+    (creds, files)
+}
+
+/// Creates the container; when a retried create finds its name taken by a container it
+/// made itself (same labels), that one is used instead of failing.
+pub(super) async fn create(
+    engine: &Engine,
+    r: &dyn Reporter,
+    name: &str,
+    config: crate::engine::ContainerConfig,
+    hash: &str,
+) -> anyhow::Result<String> {
+    let mut attempt = 0;
+    loop {
+        match engine.create_container(name, config.clone()).await {
+            Ok(id) => return Ok(id),
+            Err(e) if e.is_conflict() && attempt > 0 => {
+                let existing = engine.inspect_container(name).await?;
+                let labels = existing.config.and_then(|c| c.labels).unwrap_or_default();
+                if labels.get(label::CONFIG_HASH).map(String::as_str) == Some(hash) {
+                    return Ok(existing.id.unwrap_or_default());
+                }
+                return Err(e.into());
+            }
+            Err(e) if e.is_conflict() => {
+                bail!("{e}\n  hint: a container named {name} exists but is not this project's: remove or rename it")
+            }
+            Err(e) if e.is_transient() && attempt < RETRIES => {
+                attempt += 1;
+                r.step(name, Step::Retry);
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+pub(super) async fn layout_for<'a>(
+    shared: &Shared,
+    prepared: &'a Prepared,
+    id: &str,
+) -> anyhow::Result<&'a Layout> {
+    let targets: Vec<String> = prepared.files.iter().map(|f| f.target.clone()).collect();
+    prepared
+        .layout
+        .get_or_try_init(|| async {
+            deliver::probe(
+                &shared.engine,
+                id,
+                prepared.user.as_deref(),
+                &prepared.env,
+                &targets,
+                prepared.needs,
+            )
+            .await
+            .with_context(|| format!("agent `{}`", prepared.agent.name))
+        })
+        .await
+}
+
+pub(super) async fn restart_existing(
+    shared: &Shared,
+    prepared: &Prepared,
+    existing: &Observed,
+) -> anyhow::Result<()> {
+    let r = shared.reporter.as_ref();
+    r.step(&existing.name, Step::Credentials);
+    let layout = layout_for(shared, prepared, &existing.id).await?;
+    let (creds, files) = payload(shared, prepared, layout, existing.role);
+    retry(r, &existing.name, || {
+        deliver::deliver(&shared.engine, &existing.id, layout, creds.as_ref(), &files)
+    })
+    .await?;
+    r.step(&existing.name, Step::Start);
+    retry(r, &existing.name, || {
+        shared.engine.start_container(&existing.id)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Runs `claude -p PROMPT --max-turns N` as the container's user and classifies the result.
+pub async fn smoke_test(
+    engine: &Engine,
+    id: &str,
+    name: &str,
+    smoke: &crate::config::SmokeSpec,
+    r: &dyn Reporter,
+) -> Verdict {
+    let argv = vec![
+        "claude".to_string(),
+        "-p".to_string(),
+        smoke.prompt.clone(),
+        "--max-turns".to_string(),
+        smoke.max_turns.to_string(),
+    ];
+    let mut lines = Lines::default();
+    let result = run::run(engine, id, argv, None, Some(smoke.timeout), |chunk| {
+        let (Output::Stdout(b) | Output::Stderr(b)) = chunk;
+        lines.push(b, |l| r.output(name, l));
+    })
+    .await;
+    lines.finish(|l| r.output(name, l));
+    match result {
+        Ok(run::Finished { exit_code: Some(code), tail }) => smoke::classify(code, &tail),
+        Ok(run::Finished { exit_code: None, .. }) => Verdict::TimedOut {
+            secs: smoke.timeout.as_secs(),
+        },
+        Err(e) if e.is_conflict() => Verdict::Failed {
+            exit_code: -1,
+            last_lines: vec![format!(
+                "the container stopped before its smoke test ({e}): its command exited; see `claunch logs {name}`"
+            )],
+        },
+        Err(e) => Verdict::Failed {
+            exit_code: -1,
+            last_lines: vec![e.to_string()],
+        },
+    }
+}
