@@ -77,6 +77,17 @@ impl Reporter for TerminalReporter {
     }
 
     fn info(&self, message: &str) {
-        let _ = self.multi.println(message);
+        // Once every line is final, a summary belongs below them, not above.
+        let all_done = self
+            .bars
+            .lock()
+            .expect("reporter lock")
+            .values()
+            .all(ProgressBar::is_finished);
+        if all_done {
+            eprintln!("{message}");
+        } else {
+            let _ = self.multi.println(message);
+        }
     }
 }
