@@ -1,14 +1,19 @@
 //! The one place that talks to the Docker Engine: every engine operation claunch uses,
 //! with the engine's errors mapped to [`EngineError`] naming what failed and for which object.
 
+mod container;
+mod error;
+
+pub use container::ContainerConfig;
+pub use error::{EngineError, Result};
+
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, EndpointSettings, ExecConfig,
-    HostConfig, ImageInspect, NetworkCreateRequest, NetworkingConfig, SystemVersion,
-    VolumeCreateRequest,
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ExecConfig, ImageInspect,
+    NetworkCreateRequest, SystemVersion, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptions, ContainerArchiveInfoOptions, CreateContainerOptions,
@@ -24,80 +29,6 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 /// Where the engine is when neither `--host` nor `DOCKER_HOST` says.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("cannot reach the Docker engine at {endpoint}: {detail}\n  hint: is dockerd running? point DOCKER_HOST or --host at it")]
-    Unreachable { endpoint: String, detail: String },
-    #[error("{op} {object}: {message}")]
-    Api {
-        op: &'static str,
-        object: String,
-        /// The HTTP status the engine answered, or `None` when the connection itself failed.
-        status: Option<u16>,
-        message: String,
-    },
-    #[error("{op} {object}: the engine did not answer within {secs}s")]
-    Timeout {
-        op: &'static str,
-        object: String,
-        secs: u64,
-    },
-}
-
-impl EngineError {
-    fn from_bollard(op: &'static str, object: &str, err: bollard::errors::Error) -> Self {
-        use bollard::errors::Error as E;
-        let object = object.to_string();
-        match err {
-            E::DockerResponseServerError {
-                status_code,
-                message,
-            } => Self::Api {
-                op,
-                object,
-                status: Some(status_code),
-                message: message.trim().to_string(),
-            },
-            E::RequestTimeoutError => Self::Timeout {
-                op,
-                object,
-                secs: 0,
-            },
-            other => Self::Api {
-                op,
-                object,
-                status: None,
-                message: other.to_string(),
-            },
-        }
-    }
-
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Api { status, .. } => *status,
-            _ => None,
-        }
-    }
-
-    pub fn is_not_found(&self) -> bool {
-        self.status() == Some(404)
-    }
-
-    pub fn is_conflict(&self) -> bool {
-        self.status() == Some(409)
-    }
-
-    /// Worth retrying: the engine had a passing fault (5xx) or the connection dropped.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Api { status, .. } => status.is_none_or(|s| s >= 500),
-            Self::Timeout { .. } | Self::Unreachable { .. } => true,
-        }
-    }
-}
-
-pub type Result<T, E = EngineError> = std::result::Result<T, E>;
-
 /// One chunk of a process's output, as the engine demultiplexes it.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -112,50 +43,6 @@ pub struct ExecSession {
     pub id: String,
     pub output: OutputStream,
     pub stdin: Option<Pin<Box<dyn AsyncWrite + Send>>>,
-}
-
-/// What a container is created with: claunch's own terms, turned into the engine's here.
-#[derive(Debug, Clone, Default)]
-pub struct ContainerConfig {
-    pub image: String,
-    pub cmd: Option<Vec<String>>,
-    pub entrypoint: Option<Vec<String>>,
-    pub working_dir: Option<String>,
-    pub user: Option<String>,
-    pub env: Vec<String>,
-    pub labels: HashMap<String, String>,
-    pub extra_hosts: Vec<String>,
-    pub binds: Vec<String>,
-    pub network: String,
-    pub aliases: Vec<String>,
-}
-
-impl From<ContainerConfig> for ContainerCreateBody {
-    fn from(c: ContainerConfig) -> Self {
-        let endpoint = EndpointSettings {
-            aliases: Some(c.aliases),
-            ..Default::default()
-        };
-        Self {
-            image: Some(c.image),
-            cmd: c.cmd,
-            entrypoint: c.entrypoint,
-            working_dir: c.working_dir,
-            user: c.user,
-            env: Some(c.env),
-            labels: Some(c.labels),
-            host_config: Some(HostConfig {
-                extra_hosts: Some(c.extra_hosts),
-                binds: Some(c.binds),
-                network_mode: Some(c.network.clone()),
-                ..Default::default()
-            }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(c.network, endpoint)])),
-            }),
-            ..Default::default()
-        }
-    }
 }
 
 #[derive(Clone)]
