@@ -163,6 +163,12 @@ pub fn first_regular_file(tar_bytes: &[u8], limit: usize) -> Result<Secret, Read
         .take(limit as u64)
         .read_to_end(&mut data)
         .map_err(|e| ReadBackError::Corrupt(e.to_string()))?;
+    if data.len() as u64 != size {
+        return Err(ReadBackError::Corrupt(format!(
+            "the archive ends {} bytes into a {size}-byte file",
+            data.len()
+        )));
+    }
     Ok(Secret::new(std::mem::take(&mut *data)))
 }
 

@@ -46,6 +46,18 @@ impl Transient for EngineError {
 
 impl Transient for deliver::DeliverError {
     fn transient(&self) -> bool {
-        matches!(self, Self::Engine(e) if e.is_transient())
+        use crate::archive::ReadBackError;
+        match self {
+            Self::Engine(e)
+            | Self::ReadBack {
+                error: ReadBackError::Engine(e),
+                ..
+            } => e.is_transient(),
+            Self::ReadBack {
+                error: ReadBackError::TimedOut(_),
+                ..
+            } => true,
+            _ => false,
+        }
     }
 }

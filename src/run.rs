@@ -65,10 +65,15 @@ pub async fn run(
 }
 
 /// The engine may report an exec as running for a moment after its stream closed.
+/// Asking is harmless, so a passing engine error is asked again.
 async fn exit_code(engine: &Engine, exec_id: &str) -> Result<Option<i64>, EngineError> {
+    let mut errors = 0;
     for _ in 0..50 {
-        if let Some(code) = engine.exec_exit_code(exec_id).await? {
-            return Ok(Some(code));
+        match engine.exec_exit_code(exec_id).await {
+            Ok(Some(code)) => return Ok(Some(code)),
+            Ok(None) => {}
+            Err(e) if e.is_transient() && errors < 4 => errors += 1,
+            Err(e) => return Err(e),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

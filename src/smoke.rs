@@ -17,6 +17,12 @@ pub enum Verdict {
     TimedOut {
         secs: u64,
     },
+    /// The container's main process exited while claude ran in it.
+    ContainerStopped {
+        exit_code: Option<i64>,
+        /// The command that shows why, e.g. `claunch logs research-planner-1`.
+        logs: String,
+    },
     Failed {
         exit_code: i64,
         last_lines: Vec<String>,
@@ -41,6 +47,10 @@ impl Verdict {
                 "the OAuth token was rejected or expired and could not be refreshed".into()
             }
             Self::TimedOut { secs } => format!("no answer within {secs}s"),
+            Self::ContainerStopped { exit_code, logs } => format!(
+                "the container stopped during its smoke test (its command exited{}): see `{logs}`",
+                exit_code.map_or_else(String::new, |c| format!(" with code {c}"))
+            ),
             Self::Failed { exit_code, .. } => format!("claude exited with code {exit_code}"),
         }
     }
@@ -53,6 +63,7 @@ impl Verdict {
             Self::NotLoggedIn => "run `claude login` on the host, check `credentials:` in claunch.yaml, then `claunch up --force-recreate`",
             Self::TokenRejected => "run `claude login` on the host to get a fresh login, then `claunch up --force-recreate`",
             Self::TimedOut { .. } => "check that the container reaches the API (ANTHROPIC_BASE_URL, proxy, DNS) or raise smoke.timeout",
+            Self::ContainerStopped { .. } => "the image's command must keep running: fix what stopped it, then `claunch up`",
             Self::Failed { .. } => "see the output above; `claunch logs` shows the agent's own output",
         })
     }

@@ -54,7 +54,13 @@ pub async fn adopt_from_leader(
     leader: &Holder,
     r: &dyn Reporter,
 ) -> anyhow::Result<Credentials> {
-    let Some(raw) = leader.read(engine).await? else {
+    let read = leader.read(engine).await.map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot read the leader's credentials file ({e}); the source was left as it was",
+            leader.name
+        )
+    })?;
+    let Some(raw) = read else {
         r.warn(&format!(
             "{}: the leader has no credentials file",
             leader.name

@@ -25,7 +25,10 @@ pub(crate) fn parse(text: &str) -> Result<HashMap<String, String>, DotEnvError> 
         };
         let line = line.strip_prefix("export ").map_or(line, str::trim_start);
         let Some((key, value)) = line.split_once('=') else {
-            return Err(fail(format!("expected KEY=VALUE, found {line:?}")));
+            // Not quoted: a .env line is where tokens live.
+            return Err(fail(
+                "expected KEY=VALUE (the line is not shown: it may hold a secret)".to_owned(),
+            ));
         };
         let key = key.trim();
         if !is_name(key) {
@@ -105,7 +108,7 @@ mod tests {
             parse("A=1\nnot a pair\n"),
             Err(DotEnvError {
                 line: 2,
-                message: "expected KEY=VALUE, found \"not a pair\"".into()
+                message: "expected KEY=VALUE (the line is not shown: it may hold a secret)".into()
             })
         );
         assert_eq!(

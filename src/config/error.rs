@@ -14,8 +14,12 @@ pub enum ConfigError {
     #[error("no claunch.yaml in {}: run `claunch init` to write one, or pass -f FILE", dir_of(.path))]
     NotFound { path: PathBuf },
 
-    #[error("{}: cannot read: {source}", .path.display())]
-    Read { path: PathBuf, source: io::Error },
+    // `error`, not `source`: a `source` would also be printed by `{:#}` after the message.
+    #[error("{}: cannot read: {error}", .path.display())]
+    Read { path: PathBuf, error: io::Error },
+
+    #[error("{}: is more than {limit} bytes, too large for a config file", .path.display())]
+    TooLarge { path: PathBuf, limit: u64 },
 
     /// YAML syntax, unknown keys, wrong types and missing keys.
     #[error("{}", render(path, Some(*line), Some(*column), key_path, message, hint.as_deref()))]
@@ -64,6 +68,7 @@ impl ConfigError {
         match self {
             Self::NotFound { path }
             | Self::Read { path, .. }
+            | Self::TooLarge { path, .. }
             | Self::Parse { path, .. }
             | Self::Interpolation { path, .. }
             | Self::Invalid { path, .. }

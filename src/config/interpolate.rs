@@ -43,7 +43,12 @@ struct Ctx<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     warned: HashSet<String>,
     warnings: Vec<Unset>,
+    /// How many `${` the reference being expanded sits inside.
+    depth: usize,
 }
+
+/// Deeper nesting is no config anyone writes, and each level costs stack and a scan.
+const MAX_NESTING: usize = 16;
 
 /// Expands variables everywhere except in YAML comments: whole-line ones and
 /// the tail after ` #` outside quotes.
@@ -55,6 +60,7 @@ pub(crate) fn interpolate(
         lookup,
         warned: HashSet::new(),
         warnings: Vec::new(),
+        depth: 0,
     };
     let mut out = Out::with_capacity(text.len());
     let mut quote = Quote::None;
@@ -154,6 +160,9 @@ impl Ctx<'_> {
         };
         match chars.get(at + 1) {
             Some('$') => Ok(("$".to_owned(), 2)),
+            Some('{') if self.depth >= MAX_NESTING => Err(fail(format!(
+                "variable references nested more than {MAX_NESTING} deep"
+            ))),
             Some('{') => {
                 let close = matching_brace(chars, at + 2).ok_or_else(|| {
                     fail(
@@ -176,7 +185,10 @@ impl Ctx<'_> {
                     fail(format!("invalid variable reference `{reference}`: after the name write `}}`, `:-`, `-`, `:?`, `?`, `:+` or `+`"))
                 })?;
                 let arg_origin = (pos.0, pos.1 + 2 + name_len + op.len());
-                let value = self.apply(&name, op, arg, arg_origin, pos)?;
+                self.depth += 1;
+                let value = self.apply(&name, op, arg, arg_origin, pos);
+                self.depth -= 1;
+                let value = value?;
                 Ok((value, close - at + 1))
             }
             Some(c) if c.is_ascii_alphabetic() || *c == '_' => {

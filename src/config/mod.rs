@@ -235,17 +235,23 @@ pub fn load(
         .file
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
-    let text = match std::fs::read_to_string(&file) {
+    let text = match read_bounded(&file) {
         Ok(text) => text,
         Err(err) if err.kind() == io::ErrorKind::NotFound && opts.file.is_none() => {
             let path = std::path::absolute(&file).unwrap_or(file);
             return Err(ConfigError::NotFound { path });
         }
-        Err(source) => return Err(ConfigError::Read { path: file, source }),
+        Err(error) if error.kind() == io::ErrorKind::FileTooLarge => {
+            return Err(ConfigError::TooLarge {
+                path: file,
+                limit: MAX_CONFIG_BYTES,
+            })
+        }
+        Err(error) => return Err(ConfigError::Read { path: file, error }),
     };
-    let absolute = std::path::absolute(&file).map_err(|source| ConfigError::Read {
+    let absolute = std::path::absolute(&file).map_err(|error| ConfigError::Read {
         path: file.clone(),
-        source,
+        error,
     })?;
     let dir = absolute.parent().map(PathBuf::from).unwrap_or_default();
     // Canonical so that `-f ../claunch.yaml` still yields a directory name.
@@ -289,6 +295,22 @@ pub fn load(
     Ok(Loaded { spec, warnings })
 }
 
+/// The most of a config file read: far more than any real one, and it bounds what a
+/// `-f /dev/zero` (or a file that grows) can take. A pipe (`-f <(…)`) is fine.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+fn read_bounded(path: &std::path::Path) -> io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(io::Error::new(io::ErrorKind::FileTooLarge, "too large"));
+    }
+    Ok(text)
+}
+
 fn read_dotenv(path: &std::path::Path) -> Result<HashMap<String, String>, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) => dotenv::parse(&text).map_err(|err| ConfigError::DotEnv {
@@ -297,9 +319,9 @@ fn read_dotenv(path: &std::path::Path) -> Result<HashMap<String, String>, Config
             message: err.message,
         }),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(HashMap::new()),
-        Err(source) => Err(ConfigError::Read {
+        Err(error) => Err(ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         }),
     }
 }

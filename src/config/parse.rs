@@ -11,6 +11,17 @@ use super::raw::{RawConfig, HINT};
 use super::sourcemap::SourceMap;
 
 pub(crate) fn parse(text: &str, file: &Path, map: &SourceMap) -> Result<RawConfig, ConfigError> {
+    if let Some((line, column)) = too_deep(text, MAX_FLOW_DEPTH) {
+        let (line, column) = map.to_source(line, column);
+        return Err(ConfigError::Parse {
+            path: file.to_owned(),
+            line,
+            column,
+            key_path: String::new(),
+            message: format!("`[` and `{{` nested more than {MAX_FLOW_DEPTH} deep"),
+            hint: None,
+        });
+    }
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let mut segs: Vec<Seg> = err
@@ -39,7 +50,8 @@ pub(crate) fn parse(text: &str, file: &Path, map: &SourceMap) -> Result<RawConfi
         .iter()
         .fold(message, |m, name| {
             m.replace(&format!("struct {name}"), "a map")
-        });
+        })
+        .replace("expected u32", "expected a whole number");
         let (message, at) = if let Some(key) = quoted_after(&message, "unknown field `") {
             let valid = backticked(&message).split_off(1);
             hint = Some(unknown_key_hint(&key, &valid));
@@ -77,6 +89,37 @@ pub(crate) fn parse(text: &str, file: &Path, map: &SourceMap) -> Result<RawConfi
             hint,
         }
     })
+}
+
+/// The YAML parser's time grows with the square of the flow nesting, and the
+/// deserializer refuses more than 128 levels anyway.
+const MAX_FLOW_DEPTH: usize = 100;
+
+/// Where flow collections (`[`, `{`) first nest deeper than `max`, outside quotes and
+/// comments; 1-based.
+fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
+    let mut depth = 0_usize;
+    for (l, line) in text.lines().enumerate() {
+        let mut quote = None;
+        let mut prev = ' ';
+        for (c, ch) in line.chars().enumerate() {
+            match (quote, ch) {
+                (None, '#') if prev.is_whitespace() => break,
+                (None, '"' | '\'') => quote = Some(ch),
+                (Some(q), _) if ch == q && prev != '\\' => quote = None,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > max {
+                        return Some((l + 1, c + 1));
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            prev = ch;
+        }
+    }
+    None
 }
 
 /// `serde_yaml`'s text repeats what we show separately: its own key path in

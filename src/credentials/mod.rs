@@ -71,11 +71,13 @@ pub enum CredentialsError {
     Missing { path: PathBuf },
     #[error("{}: is a directory, not a credentials file\n  hint: point `credentials.file` at the .credentials.json inside it", path.display())]
     Directory { path: PathBuf },
-    #[error("{}: cannot read: {source}\n  hint: check the file's owner and mode (chmod 600)", path.display())]
+    #[error("{}: cannot read: {error}\n  hint: check the file's owner and mode (chmod 600)", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    #[error("{}: is not a regular file ({kind})\n  hint: point `credentials.file` at the .credentials.json that `claude login` writes", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("{}: is {size} bytes, too large for a credentials file (at most {MAX_FILE_BYTES})", path.display())]
     TooLarge { path: PathBuf, size: u64 },
     #[error("{}: {error}\n  hint: {}", path.display(), error.hint())]
@@ -96,15 +98,35 @@ impl Credentials {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(CredentialsError::Missing { path: path.into() })
             }
-            Err(source) => {
+            Err(error) => {
                 return Err(CredentialsError::Read {
                     path: path.into(),
-                    source,
+                    error,
                 })
             }
         };
         if meta.is_dir() {
             return Err(CredentialsError::Directory { path: path.into() });
+        }
+        // A FIFO blocks the read forever, /dev/zero never ends.
+        if !meta.is_file() {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            let kind = if t.is_fifo() {
+                "a FIFO"
+            } else if t.is_char_device() {
+                "a character device"
+            } else if t.is_block_device() {
+                "a block device"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "not a file"
+            };
+            return Err(CredentialsError::NotRegular {
+                path: path.into(),
+                kind,
+            });
         }
         if meta.len() > MAX_FILE_BYTES {
             return Err(CredentialsError::TooLarge {
@@ -112,10 +134,26 @@ impl Credentials {
                 size: meta.len(),
             });
         }
-        let bytes = std::fs::read(path).map_err(|source| CredentialsError::Read {
+        let read_err = |error| CredentialsError::Read {
             path: path.into(),
-            source,
-        })?;
+            error,
+        };
+        // Bounded again: the file may have grown since the metadata was read.
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(
+                std::fs::File::open(path).map_err(read_err)?,
+                MAX_FILE_BYTES + 1,
+            ),
+            &mut bytes,
+        )
+        .map_err(read_err)?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(CredentialsError::TooLarge {
+                path: path.into(),
+                size: bytes.len() as u64,
+            });
+        }
         Self::parse(Secret::new(bytes)).map_err(|error| CredentialsError::Invalid {
             path: path.into(),
             error,

@@ -47,12 +47,12 @@ pub enum StoreError {
         lock: PathBuf,
         waited: Duration,
     },
-    #[error("{}: cannot {step}: {source}\n  hint: check that you own {} and that its disk is not full", path.display(), dir.display())]
+    #[error("{}: cannot {step}: {error}\n  hint: check that you own {} and that its disk is not full", path.display(), dir.display())]
     Io {
         path: PathBuf,
         dir: PathBuf,
         step: &'static str,
-        source: io::Error,
+        error: io::Error,
     },
     #[error("{}: refusing to write credentials that {error}\n  hint: the file was left as it was", path.display())]
     InvalidNew { path: PathBuf, error: ShapeError },
@@ -135,11 +135,11 @@ impl Target {
         // agree on one lock.
         let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
         let real = if is_link {
-            fs::canonicalize(path).map_err(|source| StoreError::Io {
+            fs::canonicalize(path).map_err(|error| StoreError::Io {
                 path: path.into(),
                 dir: path.parent().unwrap_or(Path::new(".")).into(),
                 step: "follow the symlink",
-                source,
+                error,
             })?
         } else {
             path.to_path_buf()
@@ -169,11 +169,11 @@ impl Target {
 
     fn io(&self, path: &Path, step: &'static str) -> impl FnOnce(io::Error) -> StoreError {
         let (path, dir) = (path.to_path_buf(), self.dir.clone());
-        move |source| StoreError::Io {
+        move |error| StoreError::Io {
             path,
             dir,
             step,
-            source,
+            error,
         }
     }
 
@@ -232,7 +232,10 @@ impl Target {
             Err(CredentialsError::TooLarge { size, .. }) => Err(not_credentials(format!(
                 "is {size} bytes, too large for a credentials file"
             ))),
-            Err(CredentialsError::Read { source, .. }) => Err(self.io(&self.path, "read")(source)),
+            Err(CredentialsError::Read { error, .. }) => Err(self.io(&self.path, "read")(error)),
+            Err(CredentialsError::NotRegular { kind, .. }) => {
+                Err(not_credentials(format!("is not a regular file ({kind})")))
+            }
         }
     }
 

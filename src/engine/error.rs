@@ -37,7 +37,11 @@ impl EngineError {
                 op,
                 object,
                 status: Some(status_code),
-                message: message.trim().to_string(),
+                // A HEAD (stat) answer has no body to carry a message.
+                message: match message.trim() {
+                    "" => format!("the engine answered HTTP {status_code}"),
+                    m => m.to_string(),
+                },
             },
             E::RequestTimeoutError => Self::Timeout {
                 op,

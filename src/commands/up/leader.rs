@@ -74,7 +74,7 @@ pub(super) async fn leader_first(
         return results;
     };
     let prepared = shared.agents[&agent].clone();
-    let Ok(layout) = layout_for(shared, &prepared, &id).await else {
+    let Ok(layout) = layout_for(shared, &prepared, &id, &name).await else {
         return results;
     };
     let holder = sync::Holder {

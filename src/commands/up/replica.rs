@@ -2,7 +2,7 @@
 //! removed again if it fails before it starts.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
@@ -67,6 +67,11 @@ pub(super) async fn converge(shared: Arc<Shared>, action: Action) -> (String, St
             }
             match create_and_start(&shared, &prepared, replica, role, &name).await {
                 Ok(id) => id,
+                // Removed again: as if never begun, and listed so in the summary.
+                Err(e) if e.is::<InterruptedBeforeStart>() => {
+                    r.finished(&name, &failed(&e.to_string(), None));
+                    return (name, Status::NotStarted);
+                }
                 Err(e) => {
                     r.finished(&name, &failed(&format!("{e:#}"), None));
                     return (name, Status::Failed);
@@ -132,6 +137,11 @@ pub(super) fn role_note(role: Role) -> &'static str {
     }
 }
 
+/// The interrupt came after create and before start: the container was removed.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted before start: the container was removed")]
+struct InterruptedBeforeStart;
+
 /// Create, deliver, start; a container that fails on the way is removed, so nothing is
 /// left half made.
 pub(super) async fn create_and_start(
@@ -149,7 +159,7 @@ pub(super) async fn create_and_start(
     let id = create(engine, r, name, config, &prepared.hash).await?;
     let result = async {
         r.step(name, Step::Credentials);
-        let layout = layout_for(shared, prepared, &id).await?;
+        let layout = layout_for(shared, prepared, &id, name).await?;
         let (creds, files) = payload(shared, prepared, layout, role);
         retry(r, name, || {
             deliver::deliver(engine, &id, layout, creds.as_ref(), &files)
@@ -157,7 +167,7 @@ pub(super) async fn create_and_start(
         .await
         .context("delivering credentials")?;
         if shared.interrupt.is_set() {
-            bail!("interrupted before start: the container was removed");
+            return Err(InterruptedBeforeStart.into());
         }
         r.step(name, Step::Start);
         retry(r, name, || engine.start_container(&id)).await?;
@@ -233,19 +243,23 @@ pub(super) async fn layout_for<'a>(
     shared: &Shared,
     prepared: &'a Prepared,
     id: &str,
+    name: &str,
 ) -> anyhow::Result<&'a Layout> {
     let targets: Vec<String> = prepared.files.iter().map(|f| f.target.clone()).collect();
     prepared
         .layout
         .get_or_try_init(|| async {
-            deliver::probe(
-                &shared.engine,
-                id,
-                prepared.user.as_deref(),
-                &prepared.env,
-                &targets,
-                prepared.needs,
-            )
+            // Reads only: as safe to retry as any other step.
+            retry(shared.reporter.as_ref(), name, || {
+                deliver::probe(
+                    &shared.engine,
+                    id,
+                    prepared.user.as_deref(),
+                    &prepared.env,
+                    &targets,
+                    prepared.needs,
+                )
+            })
             .await
             .with_context(|| format!("agent `{}`", prepared.agent.name))
         })
@@ -259,7 +273,7 @@ pub(super) async fn restart_existing(
 ) -> anyhow::Result<()> {
     let r = shared.reporter.as_ref();
     r.step(&existing.name, Step::Credentials);
-    let layout = layout_for(shared, prepared, &existing.id).await?;
+    let layout = layout_for(shared, prepared, &existing.id, &existing.name).await?;
     let (creds, files) = payload(shared, prepared, layout, existing.role);
     retry(r, &existing.name, || {
         deliver::deliver(&shared.engine, &existing.id, layout, creds.as_ref(), &files)
@@ -288,14 +302,26 @@ pub async fn smoke_test(
         "--max-turns".to_string(),
         smoke.max_turns.to_string(),
     ];
-    let mut lines = Lines::default();
-    let result = run::run(engine, id, argv, None, Some(smoke.timeout), |chunk| {
-        let (Output::Stdout(b) | Output::Stderr(b)) = chunk;
-        lines.push(b, |l| r.output(name, l));
+    // An engine error is retried like any other step's: a smoke test may run twice.
+    let result = retry(r, name, || async {
+        let mut lines = Lines::default();
+        let result = run::run(
+            engine,
+            id,
+            argv.clone(),
+            None,
+            Some(smoke.timeout),
+            |chunk| {
+                let (Output::Stdout(b) | Output::Stderr(b)) = chunk;
+                lines.push(b, |l| r.output(name, l));
+            },
+        )
+        .await;
+        lines.finish(|l| r.output(name, l));
+        result
     })
     .await;
-    lines.finish(|l| r.output(name, l));
-    match result {
+    let verdict = match result {
         Ok(run::Finished { exit_code: Some(code), tail }) => smoke::classify(code, &tail),
         Ok(run::Finished { exit_code: None, .. }) => Verdict::TimedOut {
             secs: smoke.timeout.as_secs(),
@@ -310,5 +336,26 @@ pub async fn smoke_test(
             exit_code: -1,
             last_lines: vec![e.to_string()],
         },
+    };
+    if verdict.passed() {
+        return verdict;
     }
+    // Its main process exited under the smoke test: say so, not just claude's exit code.
+    // claude killed by a signal (or its stream cut) may mean the container is stopping,
+    // which the engine takes a moment to report.
+    let killed =
+        matches!(verdict, Verdict::Failed { exit_code, .. } if !(0..128).contains(&exit_code));
+    for _ in 0..20 {
+        match engine.inspect_container(id).await {
+            Ok(i) if i.state.as_ref().and_then(|s| s.running) == Some(false) => {
+                return Verdict::ContainerStopped {
+                    exit_code: i.state.and_then(|s| s.exit_code),
+                    logs: format!("claunch logs {name}"),
+                };
+            }
+            Ok(_) if killed => tokio::time::sleep(Duration::from_millis(100)).await,
+            _ => break,
+        }
+    }
+    verdict
 }

@@ -45,7 +45,7 @@ fn wrong_types() {
     let yaml = "project: p\ncredentials:\n  file: /c\nagents:\n  planner:\n    image: x\n    replicas: two\n";
     assert_eq!(
         err_of(yaml),
-        "claunch.yaml:7:15: agents.planner.replicas: invalid type: string \"two\", expected u32"
+        "claunch.yaml:7:15: agents.planner.replicas: invalid type: string \"two\", expected a whole number"
     );
     assert_eq!(
         err_of(&one_agent("    volumes: [a, [b]]\n")),
