@@ -538,11 +538,16 @@ fn containers_that_die_or_hang_in_their_smoke_test_are_told_apart_and_the_others
     assert_eq!(states[&format!("{pre}-dies-1")], "exited");
 }
 
-/// A dockerd of the test's own: its own socket, data, exec root and pid file, no default
-/// bridge and no iptables (the host's engine owns those), vfs storage (works anywhere).
+/// A dockerd of the test's own: its own socket, data, exec root and pid file, its own
+/// default bridge and no iptables (the host's engine owns those), vfs storage (works
+/// anywhere).
+///
+/// Never `--bridge none`: a dockerd started that way deletes the host's `docker0`, which
+/// breaks the host engine's builds and default network for everyone.
 struct SecondEngine {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    bridge: String,
 }
 
 impl SecondEngine {
@@ -552,7 +557,29 @@ impl SecondEngine {
             .tempdir()
             .unwrap();
         std::fs::write(dir.path().join("daemon.json"), "{}").unwrap();
-        let mut me = Self { dir, child: None };
+        // A bridge of its own, on a subnet outside the engine's address pools (172.17-31,
+        // 192.168): 10.199.N.0/24.
+        let n = std::process::id() % 250;
+        let bridge = format!("clbr{n}");
+        let ip = |args: &[&str]| {
+            let ok = Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "ip {args:?} failed: the second engine needs its own bridge"
+            );
+        };
+        let _ = Command::new("ip").args(["link", "del", &bridge]).status();
+        ip(&["link", "add", &bridge, "type", "bridge"]);
+        ip(&["addr", "add", &format!("10.199.{n}.1/24"), "dev", &bridge]);
+        ip(&["link", "set", &bridge, "up"]);
+        let mut me = Self {
+            dir,
+            child: None,
+            bridge,
+        };
         me.launch();
         me
     }
@@ -594,7 +621,7 @@ impl SecondEngine {
                 "--pidfile",
                 &p("docker.pid"),
                 "--bridge",
-                "none",
+                &self.bridge,
                 "--iptables=false",
                 "--ip-masq=false",
                 "--storage-driver",
@@ -740,8 +767,18 @@ impl SecondEngine {
     }
 }
 
+/// Deletes the second engine's bridge once everything else is cleaned up.
+struct BridgeGuard(String);
+
+impl Drop for BridgeGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
 impl Drop for SecondEngine {
     fn drop(&mut self) {
+        let _bridge = BridgeGuard(self.bridge.clone());
         if self.child.is_some() {
             // Remove what the test made, then stop the daemon cleanly.
             if let Ok(engine) = rt().block_on(Engine::connect(Some(&self.host()))) {

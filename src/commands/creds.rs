@@ -28,30 +28,52 @@ struct Held {
 }
 
 async fn gather(engine: &Engine, list: Vec<Member>) -> Vec<Result<Held, (String, String)>> {
+    // Replicas of one agent share image, user and env, so one probe (an archive read of
+    // /etc/passwd, then two stats) serves them all, as in `up`.
+    type Key = (Option<String>, Option<String>, Vec<String>);
+    type Cells = std::collections::HashMap<Key, Arc<tokio::sync::OnceCell<deliver::Layout>>>;
+    let cells = std::sync::Mutex::new(Cells::new());
     stream::iter(list.into_iter().filter(Member::running))
-        .map(|m| async move {
-            let inspect = engine
-                .inspect_container(&m.id)
-                .await
-                .map_err(|e| (m.name.clone(), e.to_string()))?;
-            let layout = deliver::probe_existing(engine, &m.id, &inspect)
-                .await
-                .map_err(|e| (m.name.clone(), e.to_string()))?;
-            let holder = Holder {
-                id: m.id.clone(),
-                name: m.name.clone(),
-                layout,
-            };
-            let file = match holder.read(engine).await {
-                Ok(Some(raw)) => Credentials::parse(raw).map_err(|e| e.to_string()),
-                Ok(None) => Err("no credentials file".to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            Ok(Held {
-                holder,
-                role: m.role,
-                file,
-            })
+        .map(|m| {
+            let cells = &cells;
+            async move {
+                let inspect = engine
+                    .inspect_container(&m.id)
+                    .await
+                    .map_err(|e| (m.name.clone(), e.to_string()))?;
+                let config = inspect.config.clone().unwrap_or_default();
+                let key = (
+                    inspect.image.clone(),
+                    config.user,
+                    config.env.unwrap_or_default(),
+                );
+                let cell = cells
+                    .lock()
+                    .expect("probe cache")
+                    .entry(key)
+                    .or_default()
+                    .clone();
+                let layout = cell
+                    .get_or_try_init(|| deliver::probe_existing(engine, &m.id, &inspect))
+                    .await
+                    .map_err(|e| (m.name.clone(), e.to_string()))?
+                    .clone();
+                let holder = Holder {
+                    id: m.id.clone(),
+                    name: m.name.clone(),
+                    layout,
+                };
+                let file = match holder.read(engine).await {
+                    Ok(Some(raw)) => Credentials::parse(raw).map_err(|e| e.to_string()),
+                    Ok(None) => Err("no credentials file".to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                Ok(Held {
+                    holder,
+                    role: m.role,
+                    file,
+                })
+            }
         })
         .buffered(8)
         .collect()
@@ -105,6 +127,7 @@ async fn sync_once(
             r.warn("no running leader: nobody can refresh the login; `claunch up` makes one");
         }
     }
+    let mut writes = Vec::new();
     for h in held
         .iter()
         .filter(|h| chosen.iter().any(|m| m.id == h.holder.id))
@@ -122,26 +145,38 @@ async fn sync_once(
             );
             continue;
         }
-        r.step(&h.holder.name, Step::Credentials);
-        match h.holder.write(engine, want.raw()).await {
-            Ok(()) => r.finished(
-                &h.holder.name,
-                &Outcome::Done {
-                    detail: format!("updated ({})", h.role.as_str()),
-                },
-            ),
-            Err(e) => {
-                ok = false;
-                r.finished(
-                    &h.holder.name,
-                    &Outcome::Failed {
-                        message: e.to_string(),
-                        hint: None,
-                    },
-                );
-            }
-        }
+        writes.push((h, want));
     }
+    // One archive upload per container, 8 at a time as in `up`.
+    let written: Vec<bool> = stream::iter(writes)
+        .map(|(h, want)| async move {
+            r.step(&h.holder.name, Step::Credentials);
+            match h.holder.write(engine, want.raw()).await {
+                Ok(()) => {
+                    r.finished(
+                        &h.holder.name,
+                        &Outcome::Done {
+                            detail: format!("updated ({})", h.role.as_str()),
+                        },
+                    );
+                    true
+                }
+                Err(e) => {
+                    r.finished(
+                        &h.holder.name,
+                        &Outcome::Failed {
+                            message: e.to_string(),
+                            hint: None,
+                        },
+                    );
+                    false
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    ok &= written.into_iter().all(|w| w);
     Ok((login, ok))
 }
 
