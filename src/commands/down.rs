@@ -52,7 +52,7 @@ pub async fn run(global: &Global, volumes: bool, r: Arc<dyn Reporter>) -> anyhow
     let mut ok = results.iter().all(|b| *b);
     let owned = [(label::PROJECT, project.as_str()), (label::MANAGED, "true")];
     for (_, name) in engine.list_networks(&owned).await? {
-        match engine.remove_network(&name).await {
+        match remove_network(&engine, &name).await {
             Ok(()) => r.info(&format!("network {name} removed")),
             Err(e) => {
                 ok = false;
@@ -76,4 +76,22 @@ pub async fn run(global: &Global, volumes: bool, r: Arc<dyn Reporter>) -> anyhow
         results.iter().filter(|b| **b).count()
     ));
     Ok(i32::from(!ok))
+}
+
+/// dockerd 20.10 may still count endpoints of containers it has just removed: give it a
+/// moment rather than leave the network behind.
+async fn remove_network(
+    engine: &crate::engine::Engine,
+    name: &str,
+) -> Result<(), crate::engine::EngineError> {
+    let mut attempt = 0;
+    loop {
+        match engine.remove_network(name).await {
+            Err(e) if attempt < 10 && e.to_string().contains("active endpoints") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(300 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
