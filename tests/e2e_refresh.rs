@@ -4,6 +4,8 @@
 //! exactly once, through its leader; `creds sync --watch` keeps it alive across more
 //! expiries; nobody is left holding a dead refresh token.
 
+#[path = "support/moto.rs"]
+mod moto;
 #[path = "support/real.rs"]
 mod real;
 mod support;
@@ -15,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use claunch::fleet::label;
+use moto::Moto;
 use real::{agent_image, StandIn};
 use serde_json::{json, Value};
 use support::{engine, fake_token, now_ms, rt, Project};
@@ -336,4 +339,74 @@ fn creds_sync_watch_keeps_the_fleet_alive_across_more_expiries() {
         "{}",
         String::from_utf8_lossy(&exec.stdout)
     );
+}
+
+#[test]
+fn a_login_kept_in_aws_secrets_manager_gets_the_leaders_refresh_back() {
+    // The real AWS CLI against a local moto server; the real claude CLI refreshes.
+    let moto = Moto::start();
+    let f = Fleet::new("refresh-aws", 2, now_ms() - HOUR, 8 * 3600);
+    let id = format!("{}-login", f.p.name);
+    let creds = f.p.path("creds/.credentials.json");
+    f.p.claunch()
+        .envs(moto.env())
+        .args([
+            "creds",
+            "export",
+            "--to",
+            "aws_secret",
+            "--id",
+            &id,
+            "--from",
+        ])
+        .arg(&creds)
+        .assert()
+        .success();
+    let host_before = std::fs::read_to_string(&creds).unwrap();
+    let config = std::fs::read_to_string(f.p.path("claunch.yaml")).unwrap();
+    let config = config.replace(
+        &format!("  file: {}\n", creds.display()),
+        &format!("  aws_secret: {{id: {id}}}\n"),
+    );
+    assert!(config.contains("aws_secret"), "{config}");
+    std::fs::write(f.p.path("claunch.yaml"), config).unwrap();
+
+    let out = f.p.claunch().envs(moto.env()).arg("up").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("written back to aws_secret"), "{stdout}");
+    assert_eq!(f.oauth.outcomes("issued"), 1, "exactly one refresh");
+    assert_eq!(f.oauth.outcomes("invalid_grant"), 0);
+    let (access, refresh) = f.oauth.newest();
+    let stored = moto.secret(&id);
+    assert_eq!(
+        stored["claudeAiOauth"]["accessToken"],
+        access.as_str(),
+        "the store holds the newest login"
+    );
+    assert_eq!(stored["claudeAiOauth"]["refreshToken"], refresh.as_str());
+    assert_eq!(
+        std::fs::read_to_string(&creds).unwrap(),
+        host_before,
+        "the host file was not the source"
+    );
+    assert_eq!(
+        f.file_in(1)["claudeAiOauth"]["refreshToken"],
+        refresh.as_str()
+    );
+    assert_eq!(
+        f.file_in(2)["claudeAiOauth"]["accessToken"],
+        access.as_str()
+    );
+    // The next fetch (a push from the store) finds everything current.
+    f.p.claunch()
+        .envs(moto.env())
+        .args(["creds", "push"])
+        .assert()
+        .success();
+    assert_eq!(f.oauth.outcomes("invalid_grant"), 0);
 }
