@@ -113,26 +113,13 @@ pub async fn read_single_file<S>(
 where
     S: Stream<Item = Result<bytes::Bytes, EngineError>> + Send,
 {
-    let collect = async {
-        let mut buf = Zeroizing::new(Vec::new());
-        let mut stream = std::pin::pin!(stream);
-        while let Some(chunk) = stream.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) if e.is_not_found() => return Err(ReadBackError::Missing),
-                Err(e) => return Err(e.into()),
-            };
-            // Tar pads to 512-byte records and ends with two empty blocks: allow for them.
-            if buf.len() + chunk.len() > limit + 4096 {
-                return Err(ReadBackError::TooLarge { limit });
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf)
-    };
-    let buf = tokio::time::timeout(timeout, collect)
+    // Tar pads to 512-byte records and ends with two empty blocks: allow for them.
+    let (buf, _) = read_bounded(stream, limit + 4096, timeout, |_| None::<()>)
         .await
-        .map_err(|_| ReadBackError::TimedOut(timeout))??;
+        .map_err(|e| match e {
+            ReadBackError::TooLarge { .. } => ReadBackError::TooLarge { limit },
+            other => other,
+        })?;
     first_regular_file(&buf, limit)
 }
 
@@ -201,8 +188,29 @@ pub async fn first_header<S>(
 where
     S: Stream<Item = Result<bytes::Bytes, EngineError>> + Send,
 {
+    let (buf, early) = read_bounded(stream, limit, timeout, parse_first_header).await?;
+    match early {
+        Some(meta) => Ok(meta),
+        None => parse_first_header(&buf)
+            .ok_or_else(|| ReadBackError::Corrupt("no complete header".into())),
+    }
+}
+
+/// Reads a stream a container controls into memory: at most about `limit` bytes (one
+/// chunk past it, then it gives up), all within `timeout`. `enough` may end the read
+/// early once the bytes so far say all that is needed.
+async fn read_bounded<S, T>(
+    stream: S,
+    limit: usize,
+    timeout: Duration,
+    mut enough: impl FnMut(&[u8]) -> Option<T> + Send,
+) -> Result<(Zeroizing<Vec<u8>>, Option<T>), ReadBackError>
+where
+    S: Stream<Item = Result<bytes::Bytes, EngineError>> + Send,
+    T: Send,
+{
     let read = async {
-        let mut buf = Vec::new();
+        let mut buf = Zeroizing::new(Vec::new());
         let mut stream = std::pin::pin!(stream);
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
@@ -211,14 +219,14 @@ where
                 Err(e) => return Err(e.into()),
             };
             buf.extend_from_slice(&chunk);
-            if let Some(meta) = parse_first_header(&buf) {
-                return Ok(meta);
+            if let Some(found) = enough(&buf) {
+                return Ok((buf, Some(found)));
             }
             if buf.len() > limit {
                 return Err(ReadBackError::TooLarge { limit });
             }
         }
-        parse_first_header(&buf).ok_or_else(|| ReadBackError::Corrupt("no complete header".into()))
+        Ok((buf, None))
     };
     tokio::time::timeout(timeout, read)
         .await

@@ -282,19 +282,19 @@ impl<'a> Backend<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const AWS: Backend<'static> = Backend::Aws {
+    pub(in crate::source) const AWS: Backend<'static> = Backend::Aws {
         id: "claude-oauth-credentials",
         region: Some("eu-west-1"),
         profile: None,
     };
-    const GCP: Backend<'static> = Backend::Gcp {
+    pub(in crate::source) const GCP: Backend<'static> = Backend::Gcp {
         name: "claude-creds",
         project: Some("p1"),
     };
-    const AZ: Backend<'static> = Backend::Azure {
+    pub(in crate::source) const AZ: Backend<'static> = Backend::Azure {
         vault: "v1",
         name: "claude-creds",
     };

@@ -290,19 +290,8 @@ fn shorten(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
-    const AWS: Backend<'static> = Backend::Aws {
-        id: "claude-oauth-credentials",
-        region: Some("eu-west-1"),
-        profile: None,
-    };
-    const GCP: Backend<'static> = Backend::Gcp {
-        name: "claude-creds",
-        project: Some("p1"),
-    };
-    const AZ: Backend<'static> = Backend::Azure {
-        vault: "v1",
-        name: "claude-creds",
-    };
+    // The same three stores the argv tests use.
+    use crate::source::backend::tests::{AWS, AZ, GCP};
 
     #[test]
     fn cli_errors_are_told_apart() {
