@@ -4,27 +4,18 @@
 //! `main` parses the command line into [`cli::Cli`] and calls [`run`]; everything else
 //! lives in the library so tests can drive it.
 
-pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod credentials;
-pub mod deliver;
-pub mod doctor;
 pub mod engine;
 pub mod fleet;
-pub mod identity;
 pub mod image;
 pub mod interrupt;
-pub mod login;
 pub mod plan;
 pub mod report;
-pub mod retry;
-pub mod run;
 pub mod secret;
 pub mod smoke;
-pub mod source;
-pub mod sync;
 
 use clap::CommandFactory;
 
@@ -123,7 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     project,
                     from,
                 } => {
-                    let options = commands::export::ExportOptions {
+                    let options = commands::creds::export::ExportOptions {
                         to,
                         id,
                         name,
@@ -133,7 +124,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                         project,
                         from,
                     };
-                    commands::export::run(options).await
+                    commands::creds::export::run(options).await
                 }
             }
         }
@@ -143,7 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 smoke: a.smoke,
                 json: a.json,
             };
-            commands::doctor::run(&global, options).await
+            commands::doctor::run(&global, &options).await
         }
         Command::Ps(a) => commands::ps::run(&global, a.json).await,
         Command::Logs(a) => {

@@ -3,48 +3,8 @@
 
 use std::collections::BTreeMap;
 
-/// A container of the project as the engine reports it (from its labels).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observed {
-    pub id: String,
-    pub name: String,
-    pub agent: String,
-    /// `None` when the replica label is missing or unreadable.
-    pub replica: Option<u32>,
-    pub config_hash: String,
-    pub running: bool,
-    /// The `claunch.role` label: whether it holds the login's refresh token.
-    pub role: Role,
-}
-
-/// Who holds what of a login. Refresh tokens rotate on use, so exactly one container per
-/// login may hold one (the leader); the others get the access token alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Role {
-    Leader,
-    Follower,
-    /// Every container holds the same non-rotating credential (a setup token, an API key).
-    #[default]
-    Shared,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Leader => "leader",
-            Self::Follower => "follower",
-            Self::Shared => "shared",
-        }
-    }
-
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "leader" => Self::Leader,
-            "follower" => Self::Follower,
-            _ => Self::Shared,
-        }
-    }
-}
+use crate::credentials::Role;
+use crate::fleet::Member;
 
 /// What one declared agent should look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,8 +14,9 @@ pub struct Desired {
     pub config_hash: String,
 }
 
+/// One decision about one replica, in the order they were made.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+enum Action {
     Create {
         agent: String,
         replica: u32,
@@ -65,20 +26,20 @@ pub enum Action {
     Recreate {
         agent: String,
         replica: u32,
-        old: Observed,
+        old: Member,
         role: Role,
     },
     /// Up to date but stopped: deliver fresh credentials and start it again.
     Start {
         agent: String,
         replica: u32,
-        existing: Observed,
+        existing: Member,
     },
     Keep {
-        existing: Observed,
+        existing: Member,
     },
     Remove {
-        existing: Observed,
+        existing: Member,
         reason: RemoveReason,
     },
 }
@@ -93,11 +54,70 @@ pub enum RemoveReason {
     Orphan,
 }
 
+/// What `up` will do: remove some containers, keep some as they are, and work on replicas.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    pub actions: Vec<Action>,
+    pub removals: Vec<Removal>,
+    /// Up to date and running: left alone.
+    pub keeps: Vec<Member>,
+    pub work: Vec<Work>,
     /// Containers of agents that are not declared and were left alone.
-    pub orphans: Vec<Observed>,
+    pub orphans: Vec<Member>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub existing: Member,
+    pub reason: RemoveReason,
+}
+
+/// A replica to bring up: made anew, made again, or started again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    Create {
+        agent: String,
+        replica: u32,
+        role: Role,
+    },
+    /// The config changed (or `--force-recreate`, or the leader must move here): replace it.
+    Recreate {
+        agent: String,
+        replica: u32,
+        old: Member,
+        role: Role,
+    },
+    /// Up to date but stopped: deliver fresh credentials and start it again.
+    Start {
+        agent: String,
+        replica: u32,
+        existing: Member,
+    },
+}
+
+impl Work {
+    pub fn agent(&self) -> &str {
+        match self {
+            Self::Create { agent, .. }
+            | Self::Recreate { agent, .. }
+            | Self::Start { agent, .. } => agent,
+        }
+    }
+
+    pub fn replica(&self) -> u32 {
+        match self {
+            Self::Create { replica, .. }
+            | Self::Recreate { replica, .. }
+            | Self::Start { replica, .. } => *replica,
+        }
+    }
+
+    /// The role the replica will have once the work is done.
+    pub fn role(&self) -> Role {
+        match self {
+            Self::Create { role, .. } | Self::Recreate { role, .. } => *role,
+            Self::Start { existing, .. } => existing.role,
+        }
+    }
 }
 
 /// How `up` was asked to converge.
@@ -115,15 +135,60 @@ pub struct Options {
 /// listed, or removed when `remove_orphans`; with `only_declared` (agents named on the
 /// command line) they are not considered at all. With a rotating login, see
 /// [`assign_roles`].
-pub fn plan(desired: &[Desired], observed: &[Observed], options: Options) -> Plan {
+pub fn plan(desired: &[Desired], observed: &[Member], options: Options) -> Plan {
+    let Decisions { actions, orphans } = decide(desired, observed, options);
+    let mut out = Plan {
+        orphans,
+        ..Plan::default()
+    };
+    for action in actions {
+        match action {
+            Action::Remove { existing, reason } => out.removals.push(Removal { existing, reason }),
+            Action::Keep { existing } => out.keeps.push(existing),
+            Action::Create {
+                agent,
+                replica,
+                role,
+            } => out.work.push(Work::Create {
+                agent,
+                replica,
+                role,
+            }),
+            Action::Recreate {
+                agent,
+                replica,
+                old,
+                role,
+            } => out.work.push(Work::Recreate {
+                agent,
+                replica,
+                old,
+                role,
+            }),
+            Action::Start {
+                agent,
+                replica,
+                existing,
+            } => out.work.push(Work::Start {
+                agent,
+                replica,
+                existing,
+            }),
+        }
+    }
+    out
+}
+
+/// The decisions, one per container or replica, in order, and the orphans left alone.
+fn decide(desired: &[Desired], observed: &[Member], options: Options) -> Decisions {
     let Options {
         force_recreate,
         remove_orphans,
         only_declared,
         rotating,
     } = options;
-    let mut out = Plan::default();
-    let mut by_agent: BTreeMap<&str, Vec<&Observed>> = BTreeMap::new();
+    let mut out = Decisions::default();
+    let mut by_agent: BTreeMap<&str, Vec<&Member>> = BTreeMap::new();
     for o in observed {
         by_agent.entry(o.agent.as_str()).or_default().push(o);
     }
@@ -133,11 +198,11 @@ pub fn plan(desired: &[Desired], observed: &[Observed], options: Options) -> Pla
         have.sort_by_key(|o| {
             (
                 o.config_hash != want.config_hash,
-                !o.running,
+                !o.running(),
                 o.name.clone(),
             )
         });
-        let mut slots: BTreeMap<u32, &Observed> = BTreeMap::new();
+        let mut slots: BTreeMap<u32, &Member> = BTreeMap::new();
         for o in have {
             match o.replica {
                 Some(n) if (1..=want.replicas).contains(&n) && !slots.contains_key(&n) => {
@@ -174,7 +239,7 @@ pub fn plan(desired: &[Desired], observed: &[Observed], options: Options) -> Pla
                         role,
                     }
                 }
-                Some(o) if !o.running => Action::Start {
+                Some(o) if !o.running() => Action::Start {
                     agent,
                     replica,
                     existing: o.clone(),
@@ -188,7 +253,7 @@ pub fn plan(desired: &[Desired], observed: &[Observed], options: Options) -> Pla
     let leaders_elsewhere = by_agent
         .values()
         .flatten()
-        .any(|o| o.role == Role::Leader && o.running);
+        .any(|o| o.role == Role::Leader && o.running());
     if !only_declared {
         for o in by_agent.into_values().flatten() {
             if remove_orphans {
@@ -207,6 +272,12 @@ pub fn plan(desired: &[Desired], observed: &[Observed], options: Options) -> Pla
         assign_roles(&mut out.actions, only_declared && leaders_elsewhere);
     }
     out
+}
+
+#[derive(Default)]
+struct Decisions {
+    actions: Vec<Action>,
+    orphans: Vec<Member>,
 }
 
 /// Makes exactly one container the leader of a rotating login: an existing running
@@ -234,13 +305,12 @@ fn assign_roles(actions: &mut [Action], leader_elsewhere: bool) {
     let first_kept = actions
         .iter()
         .position(|a| matches!(a, Action::Keep { .. } | Action::Start { .. }));
-    match (first_new, first_kept) {
-        (Some(i), _) => match &mut actions[i] {
-            Action::Create { role, .. } | Action::Recreate { role, .. } => *role = Role::Leader,
-            _ => unreachable!("found above"),
-        },
-        (None, Some(i)) => actions[i] = recreate_as(&actions[i], Role::Leader),
-        (None, None) => {}
+    if let Some(Action::Create { role, .. } | Action::Recreate { role, .. }) =
+        first_new.map(|i| &mut actions[i])
+    {
+        *role = Role::Leader;
+    } else if let Some(i) = first_kept {
+        actions[i] = recreate_as(&actions[i], Role::Leader);
     }
 }
 
@@ -256,29 +326,55 @@ fn recreate_as(action: &Action, role: Role) -> Action {
     }
 }
 
-impl Plan {
-    /// True when nothing would change.
-    pub fn is_noop(&self) -> bool {
-        self.actions
-            .iter()
-            .all(|a| matches!(a, Action::Keep { .. }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The decisions in order, as `plan` makes them before sorting them by kind.
+    use super::decide as plan;
 
-    fn obs(agent: &str, replica: u32, hash: &str, running: bool) -> Observed {
-        Observed {
+    impl Decisions {
+        fn is_noop(&self) -> bool {
+            self.actions
+                .iter()
+                .all(|a| matches!(a, Action::Keep { .. }))
+        }
+    }
+
+    fn obs(agent: &str, replica: u32, hash: &str, running: bool) -> Member {
+        Member {
             id: format!("id-{agent}-{replica}-{hash}"),
             name: format!("p-{agent}-{replica}"),
             agent: agent.into(),
             replica: Some(replica),
             config_hash: hash.into(),
-            running,
             role: Role::Shared,
+            state: if running { "running" } else { "exited" }.into(),
+            image: "img".into(),
+            created: 0,
         }
+    }
+
+    #[test]
+    fn the_plan_sorts_the_decisions_by_kind() {
+        let have = [
+            obs("a", 1, "h", true),
+            obs("a", 2, "old", true),
+            obs("a", 3, "h", false),
+            obs("a", 4, "h", true),
+        ];
+        let p = super::plan(&[want("a", 3, "h")], &have, opts(false, false, false));
+        assert_eq!(p.removals.len(), 1);
+        assert_eq!(p.removals[0].existing.name, "p-a-4");
+        assert_eq!(p.removals[0].reason, RemoveReason::ScaledDown);
+        assert_eq!(p.keeps, [have[0].clone()]);
+        let work: Vec<String> = p
+            .work
+            .iter()
+            .map(|w| format!("{}-{} {}", w.agent(), w.replica(), w.role().as_str()))
+            .collect();
+        assert_eq!(work, ["a-2 shared", "a-3 shared"]);
+        assert!(matches!(p.work[0], Work::Recreate { .. }));
+        assert!(matches!(p.work[1], Work::Start { .. }));
     }
 
     fn opts(force_recreate: bool, remove_orphans: bool, only_declared: bool) -> Options {
@@ -297,12 +393,12 @@ mod tests {
         }
     }
 
-    fn with_role(mut o: Observed, role: Role) -> Observed {
+    fn with_role(mut o: Member, role: Role) -> Member {
         o.role = role;
         o
     }
 
-    fn roles(p: &Plan) -> Vec<String> {
+    fn roles(p: &Decisions) -> Vec<String> {
         p.actions
             .iter()
             .map(|a| match a {
@@ -333,7 +429,7 @@ mod tests {
         }
     }
 
-    fn kinds(p: &Plan) -> Vec<String> {
+    fn kinds(p: &Decisions) -> Vec<String> {
         p.actions
             .iter()
             .map(|a| match a {

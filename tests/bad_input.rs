@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use claunch::archive::{self, ReadBackError};
+use claunch::engine::archive::{self, ReadBackError};
 use claunch::engine::EngineError;
 use futures::StreamExt;
 use support::{image, login_json, now_ms, Image, Project};

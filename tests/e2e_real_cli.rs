@@ -10,7 +10,7 @@ mod support;
 
 use std::fmt::Write as _;
 
-use claunch::archive::{self, Entry};
+use claunch::engine::archive::{self, Entry};
 use claunch::secret::Secret;
 use claunch::smoke::{self, Verdict};
 use predicates::prelude::*;

@@ -20,9 +20,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use claunch::archive;
 use claunch::config::{self, LoadOptions};
 use claunch::credentials::{family, Credentials};
+use claunch::engine::archive;
 use claunch::engine::EngineError;
 use claunch::secret::Secret;
 use proptest::prelude::*;

@@ -725,7 +725,7 @@ fn env_errors_never_quote_the_value() {
     assert!(!out.contains("NOTB64"), "{out}");
 
     let not_creds = "{\"token\": \"sk-ant-oat01-SHAPExxxxxxxxxxxxxxxxxxxxxxxxxx\"}";
-    let encoded = claunch::source::base64::encode(not_creds.as_bytes());
+    let encoded = claunch::credentials::sources::base64::encode(not_creds.as_bytes());
     let out = up_fails(&p, env, &|c| {
         c.env(
             "CLAUDE_CREDENTIALS",

@@ -9,8 +9,8 @@ use anyhow::bail;
 use futures::stream::{self, StreamExt};
 
 use super::{members, Global, Member};
+use crate::engine::{self, Lines};
 use crate::engine::{Engine, Output};
-use crate::run::{self, Lines};
 
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
@@ -113,7 +113,7 @@ async fn single(
     stdin: Option<&[u8]>,
     timeout: Option<Duration>,
 ) -> anyhow::Result<i32> {
-    let finished = run::run(engine, &m.id, argv, stdin, timeout, |chunk| {
+    let finished = engine::exec_streaming(engine, &m.id, argv, stdin, timeout, |chunk| {
         // Flush each chunk so the answer shows as it streams, not when claude ends.
         let _ = match chunk {
             Output::Stdout(b) => {
@@ -145,7 +145,7 @@ async fn prefixed(
 ) -> Result<Option<i64>, String> {
     let (mut out, mut err) = (Lines::default(), Lines::default());
     let name = &m.name;
-    let result = run::run(engine, &m.id, argv, stdin, timeout, |chunk| match chunk {
+    let result = engine::exec_streaming(engine, &m.id, argv, stdin, timeout, |chunk| match chunk {
         Output::Stdout(b) => out.push(b, |l| println!("{name} | {l}")),
         Output::Stderr(b) => err.push(b, |l| eprintln!("{name} | {l}")),
     })

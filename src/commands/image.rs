@@ -129,7 +129,7 @@ pub async fn build(global: &Global, o: BuildOptions, r: Arc<dyn Reporter>) -> an
             detail: format!(
                 "built in {:.1}s ({})",
                 started.elapsed().as_secs_f64(),
-                megabytes(built.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+                megabytes(built.size_bytes.unwrap_or(0))
             ),
         },
     );
@@ -152,7 +152,7 @@ async fn up_to_date(
         Err(e) if e.is_not_found() => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    let have = existing.config.and_then(|c| c.labels).unwrap_or_default();
+    let have = existing.labels;
     let same = |key: &str| have.get(key) == wanted.get(key);
     Ok(same(label::CLAUDE_SHA256) && same(label::FORMAT) && same(label::BASE_ID))
 }
@@ -186,14 +186,12 @@ async fn inspect_base(
         }
     }
     let path = image
-        .config
-        .and_then(|c| c.env)
-        .unwrap_or_default()
+        .env
         .into_iter()
         .find_map(|kv| kv.strip_prefix("PATH=").map(str::to_string));
     Ok(Base {
         name: name.to_string(),
-        id: image.id.unwrap_or_default(),
+        id: image.id,
         // No PATH at all: the engine's default one has /usr/local/bin.
         path_without_local_bin: path.filter(|p| {
             !p.split(':')

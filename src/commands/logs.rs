@@ -3,8 +3,8 @@
 use futures::stream::{self, StreamExt};
 
 use super::{members, Global};
+use crate::engine::Lines;
 use crate::engine::Output;
-use crate::run::Lines;
 
 pub async fn run(
     global: &Global,

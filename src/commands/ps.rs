@@ -5,8 +5,8 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::{members, Global, Member};
-use crate::credentials::{self, Credentials, Summary};
-use crate::deliver;
+use crate::credentials::holder::{Held, Holder, Probes};
+use crate::credentials::{self, Summary};
 use crate::engine::Engine;
 
 #[derive(Debug, Serialize)]
@@ -27,14 +27,15 @@ pub struct Row {
 }
 
 pub async fn rows(engine: &Engine, list: Vec<Member>) -> Vec<Row> {
+    let probes = &Probes::default();
     stream::iter(list)
-        .map(|m| async move { row(engine, m).await })
+        .map(|m| async move { row(engine, m, probes).await })
         .buffered(8)
         .collect()
         .await
 }
 
-async fn row(engine: &Engine, m: Member) -> Row {
+async fn row(engine: &Engine, m: Member, probes: &Probes) -> Row {
     let mut row = Row {
         name: m.name.clone(),
         agent: m.agent.clone(),
@@ -48,44 +49,27 @@ async fn row(engine: &Engine, m: Member) -> Row {
         credentials: String::new(),
         credentials_summary: None,
     };
-    let inspect = match engine.inspect_container(&m.id).await {
-        Ok(i) => i,
+    let (holder, info) = match Holder::look(engine, &m.id, &m.name, probes).await {
+        Ok(found) => found,
         Err(e) => {
             row.credentials = format!("unknown: {e}");
             return row;
         }
     };
     if m.running() {
-        row.started_at = inspect.state.as_ref().and_then(|s| s.started_at.clone());
+        row.started_at = info.state.started_at;
         row.uptime_secs = row.started_at.as_deref().and_then(uptime_secs);
     }
-    let layout = match deliver::probe_existing(engine, &m.id, &inspect).await {
-        Ok(l) => l,
-        Err(e) => {
-            row.credentials = format!("unknown: {e}");
-            return row;
+    row.credentials = match holder.read_credentials(engine).await {
+        Held::Missing => "missing".into(),
+        Held::Valid(c) => {
+            row.credentials_summary = Some(c.summary);
+            "ok".into()
         }
+        Held::Invalid(e) => format!("invalid: {e}"),
+        Held::Unreadable(e) => format!("unknown: {e}"),
     };
-    let path = layout.identity.credentials_path();
-    row.credentials = match deliver::read_back(
-        engine,
-        &m.id,
-        &path,
-        usize::try_from(credentials::MAX_FILE_BYTES).unwrap_or(usize::MAX),
-    )
-    .await
-    {
-        Ok(None) => "missing".into(),
-        Ok(Some(bytes)) => match Credentials::parse(bytes) {
-            Ok(c) => {
-                row.credentials_summary = Some(c.summary);
-                "ok".into()
-            }
-            Err(e) => format!("invalid: {e}"),
-        },
-        Err(e) => format!("unknown: {e}"),
-    };
-    row.credentials_path = Some(path);
+    row.credentials_path = Some(holder.credentials_path());
     row
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
-use super::build::{key, under, Ctx};
+use super::ctx::{key, under, Ctx};
 use super::error::ConfigError;
 use super::locate::Seg;
 use super::raw::{RawAgent, RawEnv, RawFile, RawSmokeSetting};

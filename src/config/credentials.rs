@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::build::{key, under, Ctx};
+use super::ctx::{key, under, Ctx};
 use super::dotenv::is_name;
 use super::error::ConfigError;
 use super::locate::Seg;

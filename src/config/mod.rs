@@ -7,6 +7,7 @@
 mod agent;
 mod build;
 mod credentials;
+mod ctx;
 mod dotenv;
 mod duration;
 mod error;
@@ -281,7 +282,7 @@ pub fn load(
         })
         .collect();
     let raw = parse::parse(&interpolated.text, &file, &interpolated.map)?;
-    let ctx = build::Ctx {
+    let ctx = ctx::Ctx {
         file: &file,
         absolute: &absolute,
         dir: &dir,

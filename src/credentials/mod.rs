@@ -8,8 +8,17 @@ use serde_json::Value;
 
 use crate::secret::Secret;
 
+pub mod deliver;
 pub mod family;
+pub mod holder;
+pub mod identity;
+pub mod login;
+mod role;
+pub mod sources;
 pub mod store;
+pub mod sync;
+
+pub use role::Role;
 
 /// A real credentials file is a few hundred bytes; anything past this is not one.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;

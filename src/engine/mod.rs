@@ -1,20 +1,23 @@
 //! The one place that talks to the Docker Engine: every engine operation claunch uses,
 //! with the engine's errors mapped to [`EngineError`] naming what failed and for which object.
 
+pub mod archive;
 mod container;
 mod error;
+mod info;
+pub mod retry;
+mod stream;
 
 pub use container::ContainerConfig;
 pub use error::{EngineError, Result};
+pub use info::{ContainerInfo, ContainerListing, ContainerState, EngineVersion, ImageInfo, Mount};
+pub use stream::{exec_streaming, Finished, Lines};
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::Duration;
 
-use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ExecConfig, ImageInspect,
-    NetworkCreateRequest, SystemVersion, VolumeCreateRequest,
-};
+use bollard::models::{ContainerCreateBody, ExecConfig, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     BuildImageOptions, ContainerArchiveInfoOptions, CreateContainerOptions,
     DownloadFromContainerOptions, EventsOptions, ListContainersOptions, ListNetworksOptions,
@@ -80,22 +83,24 @@ impl Engine {
         &self.endpoint
     }
 
-    pub async fn version(&self) -> Result<SystemVersion> {
+    pub async fn version(&self) -> Result<EngineVersion> {
         self.docker
             .version()
             .await
+            .map(EngineVersion::from)
             .map_err(|e| EngineError::from_bollard("version of", &self.endpoint, e))
     }
 
-    pub async fn inspect_image(&self, image: &str) -> Result<ImageInspect> {
+    pub async fn inspect_image(&self, image: &str) -> Result<ImageInfo> {
         self.docker
             .inspect_image(image)
             .await
+            .map(ImageInfo::from)
             .map_err(|e| EngineError::from_bollard("inspect image", image, e))
     }
 
     /// Every container (running or not) that carries all the given labels.
-    pub async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>> {
+    pub async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerListing>> {
         let filters = HashMap::from([(
             "label".to_string(),
             labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -108,13 +113,15 @@ impl Engine {
         self.docker
             .list_containers(Some(options))
             .await
+            .map(|list| list.into_iter().map(ContainerListing::from).collect())
             .map_err(|e| EngineError::from_bollard("list containers", "", e))
     }
 
-    pub async fn inspect_container(&self, id: &str) -> Result<ContainerInspectResponse> {
+    pub async fn inspect_container(&self, id: &str) -> Result<ContainerInfo> {
         self.docker
             .inspect_container(id, None)
             .await
+            .map(ContainerInfo::from)
             .map_err(|e| EngineError::from_bollard("inspect container", id, e))
     }
 

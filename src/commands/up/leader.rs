@@ -7,18 +7,20 @@ use std::time::Duration;
 use super::replica::{converge, layout_for};
 use super::{Shared, Status};
 use crate::credentials;
+use crate::credentials::login::Login;
+use crate::credentials::sync;
+use crate::credentials::Role;
 use crate::fleet;
-use crate::login::Login;
-use crate::plan::{Action, Observed, Role};
-use crate::sync;
+use crate::fleet::Member;
+use crate::plan::Work;
 
 /// With a rotating login close to expiry, the leader goes first: its claude refreshes the
 /// login, claunch writes the new one back to the source, and only then are followers
 /// given the new access token. A leader that already runs is made to refresh.
 pub(super) async fn leader_first(
     shared: &Arc<Shared>,
-    tasks: &mut Vec<Action>,
-    observed: &[Observed],
+    tasks: &mut Vec<Work>,
+    observed: &[Member],
 ) -> Vec<(String, Status)> {
     let current = {
         let login = shared.login.read().expect("login lock");
@@ -32,28 +34,12 @@ pub(super) async fn leader_first(
         return Vec::new();
     }
     let r = shared.reporter.as_ref();
-    let is_leader = |a: &Action| {
-        matches!(
-            a,
-            Action::Create {
-                role: Role::Leader,
-                ..
-            } | Action::Recreate {
-                role: Role::Leader,
-                ..
-            }
-        ) || matches!(a, Action::Start { existing, .. } if existing.role == Role::Leader)
-    };
+    let is_leader = |w: &Work| w.role() == Role::Leader;
     let mut results = Vec::new();
     let (agent, name, id) = if let Some(i) = tasks.iter().position(is_leader) {
         let action = tasks.remove(i);
         r.info("the login's access token is expired or about to be: starting the leader first so it refreshes");
-        let (agent, replica) = match &action {
-            Action::Create { agent, replica, .. }
-            | Action::Recreate { agent, replica, .. }
-            | Action::Start { agent, replica, .. } => (agent.clone(), *replica),
-            _ => unreachable!("a leader action"),
-        };
+        let (agent, replica) = (action.agent().to_string(), action.replica());
         let result = converge(shared.clone(), action).await;
         let ok = result.1 == Status::Done;
         results.push(result);
@@ -64,7 +50,7 @@ pub(super) async fn leader_first(
         (agent, name.clone(), name)
     } else if let Some(o) = observed
         .iter()
-        .find(|o| o.role == Role::Leader && o.running)
+        .find(|o| o.role == Role::Leader && o.running())
     {
         if !shared.agents.contains_key(&o.agent) {
             return results;
@@ -77,7 +63,7 @@ pub(super) async fn leader_first(
     let Ok(layout) = layout_for(shared, &prepared, &id, &name).await else {
         return results;
     };
-    let holder = sync::Holder {
+    let holder = crate::credentials::holder::Holder {
         id,
         name,
         layout: layout.clone(),

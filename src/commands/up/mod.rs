@@ -21,14 +21,15 @@ use replica::converge;
 
 use super::{members, Global, Member};
 use crate::config::{AgentSpec, Spec};
-use crate::deliver::{self, Layout, Payload};
+use crate::credentials::deliver::{self, Layout, Payload};
+use crate::credentials::login::Login;
 use crate::engine::Engine;
 use crate::interrupt::Interrupt;
-use crate::login::Login;
-use crate::plan::{self, Action, Desired, Observed, RemoveReason};
+
+use crate::credentials::sources;
+use crate::engine::retry::retry;
+use crate::plan::{self, Desired, Removal, RemoveReason};
 use crate::report::{Outcome, Reporter, Step};
-use crate::retry::retry;
-use crate::source;
 
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
@@ -90,7 +91,7 @@ pub async fn run(
             );
         }
     }
-    let login = source::fetch(&spec, reporter.as_ref()).await?;
+    let login = sources::fetch(&spec, reporter.as_ref()).await?;
     let engine = super::connect(global).await?;
 
     let selected: Vec<AgentSpec> = spec
@@ -105,11 +106,7 @@ pub async fn run(
         agents.insert(prepared.agent.name.clone(), Arc::new(prepared));
     }
 
-    let observed: Vec<Observed> = members(&engine, &spec.project)
-        .await?
-        .into_iter()
-        .map(observed)
-        .collect();
+    let observed: Vec<Member> = members(&engine, &spec.project).await?;
     let desired: Vec<Desired> = spec
         .agents
         .iter()
@@ -148,31 +145,27 @@ pub async fn run(
         interrupt: Interrupt::listen(),
     });
 
-    let (removals, work): (Vec<Action>, Vec<Action>) = plan
-        .actions
-        .into_iter()
-        .partition(|a| matches!(a, Action::Remove { .. }));
+    let plan::Plan {
+        removals,
+        keeps,
+        work: mut tasks,
+        ..
+    } = plan;
     let parallel = options.parallel.max(1);
     let mut results: Vec<(String, Status)> = stream::iter(removals)
         .map(|a| remove(shared.clone(), a))
         .buffer_unordered(parallel)
         .collect()
         .await;
-    let mut kept = 0;
-    let mut tasks = Vec::new();
-    for action in work {
-        if let Action::Keep { existing } = &action {
-            kept += 1;
-            reporter.finished(
-                &existing.name,
-                &Outcome::Done {
-                    detail: "up to date".into(),
-                },
-            );
-            results.push((existing.name.clone(), Status::Done));
-        } else {
-            tasks.push(action);
-        }
+    let kept = keeps.len();
+    for existing in keeps {
+        reporter.finished(
+            &existing.name,
+            &Outcome::Done {
+                detail: "up to date".into(),
+            },
+        );
+        results.push((existing.name, Status::Done));
     }
     let mut changed = leader_first(&shared, &mut tasks, &observed).await;
     let rest: Vec<(String, Status)> = stream::iter(tasks)
@@ -234,27 +227,13 @@ pub fn apply_scale(spec: &mut Spec, scale: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn observed(m: Member) -> Observed {
-    Observed {
-        role: m.role,
-        running: m.running(),
-        id: m.id,
-        name: m.name,
-        agent: m.agent,
-        replica: m.replica,
-        config_hash: m.config_hash,
-    }
-}
-
-async fn remove(shared: Arc<Shared>, action: Action) -> (String, Status) {
-    let Action::Remove { existing, reason } = action else {
-        unreachable!("only removals are passed here")
-    };
+async fn remove(shared: Arc<Shared>, Removal { existing, reason }: Removal) -> (String, Status) {
     let r = &shared.reporter;
     r.step(&existing.name, Step::Remove);
-    match retry(r.as_ref(), &existing.name, || {
-        shared.engine.remove_container(&existing.id)
-    })
+    match retry(
+        |_| r.as_ref().step(&existing.name, Step::Retry),
+        || shared.engine.remove_container(&existing.id),
+    )
     .await
     {
         Ok(()) => {

@@ -8,10 +8,10 @@ use tokio::sync::OnceCell;
 
 use super::Prepared;
 use crate::config::{AgentSpec, CredentialsSpec, Spec};
-use crate::deliver::{self, Payload};
+use crate::credentials::deliver::{self, Payload};
+use crate::credentials::login::Login;
 use crate::engine::Engine;
 use crate::fleet::{self, label};
-use crate::login::Login;
 use crate::secret::Secret;
 
 pub(super) async fn prepare(
@@ -32,10 +32,9 @@ pub(super) async fn prepare(
             anyhow::Error::from(e).context(format!("agent `{}`", agent.name))
         }
     })?;
-    let image_id = image.id.clone().unwrap_or_default();
-    let config = image.config.unwrap_or_default();
-    let user = agent.user.clone().or(config.user).filter(|u| !u.is_empty());
-    let mut env = config.env.unwrap_or_default();
+    let image_id = image.id.clone();
+    let user = agent.user.clone().or(image.user).filter(|u| !u.is_empty());
+    let mut env = image.env;
     env.extend(agent.env.iter().map(|(k, v)| format!("{k}={v}")));
     let mut files = Vec::new();
     for f in &agent.files {

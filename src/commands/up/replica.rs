@@ -7,36 +7,37 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 use super::{failed, Prepared, Shared, Status};
-use crate::deliver::{self, Layout, Payload};
+use crate::credentials::deliver::{self, Layout, Payload};
+use crate::credentials::Role;
+use crate::engine::retry::{backoff, retry, RETRIES};
+use crate::engine::{self, Lines};
 use crate::engine::{Engine, Output};
+use crate::fleet::Member;
 use crate::fleet::{self, label};
-use crate::plan::{Action, Observed, Role};
+use crate::plan::Work;
 use crate::report::{Outcome, Reporter, Step};
-use crate::retry::{backoff, retry, RETRIES};
-use crate::run::{self, Lines};
 use crate::secret::Secret;
 use crate::smoke::{self, Verdict};
 
 /// Creates (or recreates, or restarts) one replica and smoke-tests it.
-pub(super) async fn converge(shared: Arc<Shared>, action: Action) -> (String, Status) {
-    let (agent, replica, role, replace, restart) = match action {
-        Action::Create {
+pub(super) async fn converge(shared: Arc<Shared>, work: Work) -> (String, Status) {
+    let (agent, replica, role, replace, restart) = match work {
+        Work::Create {
             agent,
             replica,
             role,
         } => (agent, replica, role, None, None),
-        Action::Recreate {
+        Work::Recreate {
             agent,
             replica,
             old,
             role,
         } => (agent, replica, role, Some(old), None),
-        Action::Start {
+        Work::Start {
             agent,
             replica,
             existing,
         } => (agent, replica, existing.role, None, Some(existing)),
-        Action::Keep { .. } | Action::Remove { .. } => unreachable!("handled before"),
     };
     let prepared = shared.agents[&agent].clone();
     let name = fleet::container_name(&shared.spec.project, &agent, replica);
@@ -56,9 +57,10 @@ pub(super) async fn converge(shared: Arc<Shared>, action: Action) -> (String, St
         None => {
             if let Some(old) = replace {
                 r.step(&name, Step::Remove);
-                if let Err(e) = retry(r.as_ref(), &name, || {
-                    shared.engine.remove_container(&old.id)
-                })
+                if let Err(e) = retry(
+                    |_| r.as_ref().step(&name, Step::Retry),
+                    || shared.engine.remove_container(&old.id),
+                )
                 .await
                 {
                     r.finished(&name, &failed(&e.to_string(), None));
@@ -161,16 +163,21 @@ pub(super) async fn create_and_start(
         r.step(name, Step::Credentials);
         let layout = layout_for(shared, prepared, &id, name).await?;
         let (creds, files) = payload(shared, prepared, layout, role);
-        retry(r, name, || {
-            deliver::deliver(engine, &id, layout, creds.as_ref(), &files)
-        })
+        retry(
+            |_| r.step(name, Step::Retry),
+            || deliver::deliver(engine, &id, layout, creds.as_ref(), &files),
+        )
         .await
         .context("delivering credentials")?;
         if shared.interrupt.is_set() {
             return Err(InterruptedBeforeStart.into());
         }
         r.step(name, Step::Start);
-        retry(r, name, || engine.start_container(&id)).await?;
+        retry(
+            |_| r.step(name, Step::Retry),
+            || engine.start_container(&id),
+        )
+        .await?;
         Ok::<_, anyhow::Error>(())
     }
     .await;
@@ -220,9 +227,8 @@ pub(super) async fn create(
             Ok(id) => return Ok(id),
             Err(e) if e.is_conflict() && attempt > 0 => {
                 let existing = engine.inspect_container(name).await?;
-                let labels = existing.config.and_then(|c| c.labels).unwrap_or_default();
-                if labels.get(label::CONFIG_HASH).map(String::as_str) == Some(hash) {
-                    return Ok(existing.id.unwrap_or_default());
+                if existing.labels.get(label::CONFIG_HASH).map(String::as_str) == Some(hash) {
+                    return Ok(existing.id);
                 }
                 return Err(e.into());
             }
@@ -250,16 +256,19 @@ pub(super) async fn layout_for<'a>(
         .layout
         .get_or_try_init(|| async {
             // Reads only: as safe to retry as any other step.
-            retry(shared.reporter.as_ref(), name, || {
-                deliver::probe(
-                    &shared.engine,
-                    id,
-                    prepared.user.as_deref(),
-                    &prepared.env,
-                    &targets,
-                    prepared.needs,
-                )
-            })
+            retry(
+                |_| shared.reporter.as_ref().step(name, Step::Retry),
+                || {
+                    deliver::probe(
+                        &shared.engine,
+                        id,
+                        prepared.user.as_deref(),
+                        &prepared.env,
+                        &targets,
+                        prepared.needs,
+                    )
+                },
+            )
             .await
             .with_context(|| format!("agent `{}`", prepared.agent.name))
         })
@@ -269,20 +278,22 @@ pub(super) async fn layout_for<'a>(
 pub(super) async fn restart_existing(
     shared: &Shared,
     prepared: &Prepared,
-    existing: &Observed,
+    existing: &Member,
 ) -> anyhow::Result<()> {
     let r = shared.reporter.as_ref();
     r.step(&existing.name, Step::Credentials);
     let layout = layout_for(shared, prepared, &existing.id, &existing.name).await?;
     let (creds, files) = payload(shared, prepared, layout, existing.role);
-    retry(r, &existing.name, || {
-        deliver::deliver(&shared.engine, &existing.id, layout, creds.as_ref(), &files)
-    })
+    retry(
+        |_| r.step(&existing.name, Step::Retry),
+        || deliver::deliver(&shared.engine, &existing.id, layout, creds.as_ref(), &files),
+    )
     .await?;
     r.step(&existing.name, Step::Start);
-    retry(r, &existing.name, || {
-        shared.engine.start_container(&existing.id)
-    })
+    retry(
+        |_| r.step(&existing.name, Step::Retry),
+        || shared.engine.start_container(&existing.id),
+    )
     .await?;
     Ok(())
 }
@@ -303,27 +314,30 @@ pub async fn smoke_test(
         smoke.max_turns.to_string(),
     ];
     // An engine error is retried like any other step's: a smoke test may run twice.
-    let result = retry(r, name, || async {
-        let mut lines = Lines::default();
-        let result = run::run(
-            engine,
-            id,
-            argv.clone(),
-            None,
-            Some(smoke.timeout),
-            |chunk| {
-                let (Output::Stdout(b) | Output::Stderr(b)) = chunk;
-                lines.push(b, |l| r.output(name, l));
-            },
-        )
-        .await;
-        lines.finish(|l| r.output(name, l));
-        result
-    })
+    let result = retry(
+        |_| r.step(name, Step::Retry),
+        || async {
+            let mut lines = Lines::default();
+            let result = engine::exec_streaming(
+                engine,
+                id,
+                argv.clone(),
+                None,
+                Some(smoke.timeout),
+                |chunk| {
+                    let (Output::Stdout(b) | Output::Stderr(b)) = chunk;
+                    lines.push(b, |l| r.output(name, l));
+                },
+            )
+            .await;
+            lines.finish(|l| r.output(name, l));
+            result
+        },
+    )
     .await;
     let verdict = match result {
-        Ok(run::Finished { exit_code: Some(code), tail }) => smoke::classify(code, &tail),
-        Ok(run::Finished { exit_code: None, .. }) => Verdict::TimedOut {
+        Ok(engine::Finished { exit_code: Some(code), tail }) => smoke::classify(code, &tail),
+        Ok(engine::Finished { exit_code: None, .. }) => Verdict::TimedOut {
             secs: smoke.timeout.as_secs(),
         },
         Err(e) if e.is_conflict() => Verdict::Failed {
@@ -347,9 +361,9 @@ pub async fn smoke_test(
         matches!(verdict, Verdict::Failed { exit_code, .. } if !(0..128).contains(&exit_code));
     for _ in 0..20 {
         match engine.inspect_container(id).await {
-            Ok(i) if i.state.as_ref().and_then(|s| s.running) == Some(false) => {
+            Ok(i) if !i.state.running => {
                 return Verdict::ContainerStopped {
-                    exit_code: i.state.and_then(|s| s.exit_code),
+                    exit_code: i.state.exit_code,
                     logs: format!("claunch logs {name}"),
                 };
             }

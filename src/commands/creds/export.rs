@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 use crate::config::CredentialsSpec;
+use crate::credentials::sources::{self, Stored};
 use crate::credentials::{self, Credentials};
-use crate::source::{self, Stored};
 
 /// How long each cloud CLI call may take; a config's `credentials.timeout` does not apply
 /// here, as export needs no config.
@@ -50,7 +50,7 @@ pub async fn run(o: ExportOptions) -> anyhow::Result<i32> {
     }
     let Some(spec) = target else {
         let var = o.name.as_deref().unwrap_or(DEFAULT_VAR);
-        let encoded = source::base64::encode(creds.raw().expose());
+        let encoded = sources::base64::encode(creds.raw().expose());
         let mut out = std::io::stdout().lock();
         out.write_all(encoded.expose())
             .and_then(|()| out.write_all(b"\n"))
@@ -64,7 +64,7 @@ pub async fn run(o: ExportOptions) -> anyhow::Result<i32> {
     };
     let describe = spec.describe();
     let expiry = left.map_or_else(|| "no expiry".to_owned(), credentials::describe_remaining);
-    match source::store_login(&spec, TIMEOUT, &creds).await? {
+    match sources::store_login(&spec, TIMEOUT, &creds).await? {
         Stored::Created => println!(
             "created {describe} with the login from {} ({expiry})",
             from.display()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::engine::{Engine, EngineError, Output};
+use super::{Engine, EngineError, Output};
 
 /// Enough of the end of the output to classify a failure and show its last lines.
 const TAIL_BYTES: usize = 16 * 1024;
@@ -20,7 +20,7 @@ pub struct Finished {
 
 /// Runs `argv` in container `id` as the container's user, handing each chunk of output to
 /// `sink` as it comes; `stdin` is written to the process and then closed.
-pub async fn run(
+pub async fn exec_streaming(
     engine: &Engine,
     id: &str,
     argv: Vec<String>,

@@ -285,16 +285,16 @@ impl<'a> Backend<'a> {
 pub(super) mod tests {
     use super::*;
 
-    pub(in crate::source) const AWS: Backend<'static> = Backend::Aws {
+    pub(in crate::credentials::sources) const AWS: Backend<'static> = Backend::Aws {
         id: "claude-oauth-credentials",
         region: Some("eu-west-1"),
         profile: None,
     };
-    pub(in crate::source) const GCP: Backend<'static> = Backend::Gcp {
+    pub(in crate::credentials::sources) const GCP: Backend<'static> = Backend::Gcp {
         name: "claude-creds",
         project: Some("p1"),
     };
-    pub(in crate::source) const AZ: Backend<'static> = Backend::Azure {
+    pub(in crate::credentials::sources) const AZ: Backend<'static> = Backend::Azure {
         vault: "v1",
         name: "claude-creds",
     };

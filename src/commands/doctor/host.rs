@@ -9,9 +9,9 @@ use super::{split_hint, Check, Quiet};
 use crate::commands::creds::{self, Level, StatusOptions};
 use crate::commands::Global;
 use crate::config::{self, ConfigError, CredentialsSpec, Spec};
+use crate::credentials::login::Login;
+use crate::credentials::Role;
 use crate::credentials::{self, Credentials, MAX_FILE_BYTES};
-use crate::login::Login;
-use crate::plan::Role;
 use crate::secret::Secret;
 
 const HOST: &str = "host";
@@ -121,7 +121,7 @@ pub async fn source(spec: Option<&Spec>, out: &mut Vec<Check>) -> Option<Login> 
         spec.credentials.describe(),
         kind(&spec.credentials)
     );
-    match crate::source::fetch(spec, &Quiet).await {
+    match crate::credentials::sources::fetch(spec, &Quiet).await {
         Ok(fetched) => {
             let how = match &fetched {
                 Login::Rotating(_) => "a login with a refresh token",
@@ -378,7 +378,7 @@ pub fn tilde(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doctor::Status;
+    use crate::commands::doctor::Status;
 
     #[test]
     fn modes_are_judged_as_the_guide_asks() {

@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::archive::{self, Entry, ReadBackError};
+use crate::credentials::identity::{self, Identity, IdentityError};
+use crate::engine::archive::{self, Entry, ReadBackError};
+use crate::engine::retry::Transient;
 use crate::engine::{Engine, EngineError};
-use crate::identity::{self, Identity, IdentityError};
 use crate::secret::Secret;
 
 /// How long a read-back of one small file may take before the container is judged stuck.
@@ -21,6 +22,23 @@ pub enum DeliverError {
     Identity(#[from] IdentityError),
     #[error("reading {path}: {error}")]
     ReadBack { path: String, error: ReadBackError },
+}
+
+impl Transient for DeliverError {
+    fn transient(&self) -> bool {
+        match self {
+            Self::Engine(e)
+            | Self::ReadBack {
+                error: ReadBackError::Engine(e),
+                ..
+            } => e.is_transient(),
+            Self::ReadBack {
+                error: ReadBackError::TimedOut(_),
+                ..
+            } => true,
+            Self::Identity(_) | Self::ReadBack { .. } => false,
+        }
+    }
 }
 
 /// A file to deliver: absolute or HOME-relative target, mode, contents.
@@ -120,7 +138,10 @@ pub async fn probe(
     let claude_json_exists =
         needs.onboarding && engine.path_exists(id, &identity.claude_json_path()).await?;
     let settings = if needs.settings {
-        let path = identity::join(&identity.config_dir, crate::login::SETTINGS_FILE);
+        let path = identity::join(
+            &identity.config_dir,
+            crate::credentials::login::SETTINGS_FILE,
+        );
         text(read_back(engine, id, &path, 1 << 20).await?)
     } else {
         None
@@ -131,18 +152,6 @@ pub async fn probe(
         claude_json_exists,
         settings,
     })
-}
-
-/// [`probe`] for a container that exists, with the user and env it was created with.
-pub async fn probe_existing(
-    engine: &Engine,
-    id: &str,
-    inspect: &bollard::models::ContainerInspectResponse,
-) -> Result<Layout, DeliverError> {
-    let config = inspect.config.clone().unwrap_or_default();
-    let env = config.env.unwrap_or_default();
-    let user = config.user.filter(|u| !u.is_empty());
-    probe(engine, id, user.as_deref(), &env, &[], Needs::default()).await
 }
 
 /// HOME, the config dir, and every directory between HOME and each file's parent.

@@ -5,44 +5,15 @@
 use std::time::Duration;
 
 use crate::config::Spec;
+use crate::credentials::holder::Holder;
+use crate::credentials::sources::{self, WriteBack};
 use crate::credentials::{self, family, Credentials};
-use crate::deliver::{self, DeliverError, Layout};
 use crate::engine::Engine;
 use crate::report::Reporter;
 use crate::secret::Secret;
-use crate::source::{self, WriteBack};
-
-/// The most claunch reads back of a container's credentials file.
-pub const MAX_READ: usize = 64 * 1024;
 
 /// The prompt that makes a leader's claude refresh; any prompt would do.
 const REFRESH_PROMPT: &str = "Reply with OK";
-
-/// Where a container keeps its credentials.
-#[derive(Debug, Clone)]
-pub struct Holder {
-    pub id: String,
-    pub name: String,
-    pub layout: Layout,
-}
-
-impl Holder {
-    pub fn credentials_path(&self) -> String {
-        self.layout.identity.credentials_path()
-    }
-
-    /// The container's credentials file, bounded; `None` when it has none.
-    pub async fn read(&self, engine: &Engine) -> Result<Option<Secret>, DeliverError> {
-        deliver::read_back(engine, &self.id, &self.credentials_path(), MAX_READ).await
-    }
-
-    /// Replaces the container's credentials file (its directories exist by now).
-    pub async fn write(&self, engine: &Engine, file: &Secret) -> Result<(), DeliverError> {
-        let mut layout = self.layout.clone();
-        layout.missing_dirs.clear();
-        deliver::deliver(engine, &self.id, &layout, Some(file), &[]).await
-    }
-}
 
 /// Reads the leader's file and, when it is a plausible newer member of the family, writes
 /// it back to the source. Returns the login to use from now on (`current` if nothing
@@ -71,7 +42,7 @@ pub async fn adopt_from_leader(
         family::Judgement::Newer => {
             let newer =
                 Credentials::parse(raw).map_err(|e| anyhow::anyhow!("{}: {e}", leader.name))?;
-            match source::write_back(spec, &newer).await? {
+            match sources::write_back(spec, &newer).await? {
                 WriteBack::Written => r.info(&format!(
                     "{}: its claude refreshed the login; written back to {}",
                     leader.name,
@@ -111,7 +82,8 @@ pub async fn make_leader_refresh(
     let argv = ["claude", "-p", REFRESH_PROMPT, "--max-turns", "1"]
         .map(String::from)
         .to_vec();
-    let done = crate::run::run(engine, &leader.id, argv, None, Some(timeout), |_| {}).await?;
+    let done = crate::engine::exec_streaming(engine, &leader.id, argv, None, Some(timeout), |_| {})
+        .await?;
     match done.exit_code {
         Some(0) => Ok(()),
         Some(code) => {

@@ -291,7 +291,7 @@ mod tests {
     use super::*;
 
     // The same three stores the argv tests use.
-    use crate::source::backend::tests::{AWS, AZ, GCP};
+    use crate::credentials::sources::backend::tests::{AWS, AZ, GCP};
 
     #[test]
     fn cli_errors_are_told_apart() {

@@ -2,9 +2,9 @@
 //! file for a rotating login's leader, the access token alone for its followers, one
 //! shared file for a setup token, an API key file plus an `apiKeyHelper` for a key.
 
+use crate::credentials::deliver::Payload;
+use crate::credentials::Role;
 use crate::credentials::{family, Credentials};
-use crate::deliver::Payload;
-use crate::plan::Role;
 use crate::secret::Secret;
 
 /// Where claude's settings live, relative to its config dir.
@@ -68,7 +68,7 @@ impl Login {
         let Self::ApiKey(key) = self else {
             return Vec::new();
         };
-        let key_path = crate::identity::join(config_dir, API_KEY_FILE);
+        let key_path = crate::credentials::identity::join(config_dir, API_KEY_FILE);
         let mut value: serde_json::Value = settings
             .and_then(|s| serde_json::from_str(s).ok())
             .filter(serde_json::Value::is_object)
@@ -81,7 +81,7 @@ impl Login {
                 contents: key.clone(),
             },
             Payload {
-                target: crate::identity::join(config_dir, SETTINGS_FILE),
+                target: crate::credentials::identity::join(config_dir, SETTINGS_FILE),
                 mode: 0o600,
                 contents: Secret::from(format!("{value:#}\n")),
             },

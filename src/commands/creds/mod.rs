@@ -8,16 +8,17 @@ use anyhow::bail;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
+pub mod export;
+
 use super::{members, Global, Member};
 use crate::config::Spec;
+use crate::credentials::holder::{Held as FileHeld, Holder, Probes};
+use crate::credentials::login::Login;
+use crate::credentials::sources;
+use crate::credentials::Role;
 use crate::credentials::{self, family, Credentials, Summary};
-use crate::deliver;
 use crate::engine::Engine;
-use crate::login::Login;
-use crate::plan::Role;
 use crate::report::{Outcome, Reporter, Step};
-use crate::source;
-use crate::sync::Holder;
 
 /// A running container with what it holds.
 struct Held {
@@ -28,45 +29,19 @@ struct Held {
 }
 
 async fn gather(engine: &Engine, list: Vec<Member>) -> Vec<Result<Held, (String, String)>> {
-    // Replicas of one agent share image, user and env, so one probe (an archive read of
-    // /etc/passwd, then two stats) serves them all, as in `up`.
-    type Key = (Option<String>, Option<String>, Vec<String>);
-    type Cells = std::collections::HashMap<Key, Arc<tokio::sync::OnceCell<deliver::Layout>>>;
-    let cells = std::sync::Mutex::new(Cells::new());
+    let probes = Probes::default();
     stream::iter(list.into_iter().filter(Member::running))
         .map(|m| {
-            let cells = &cells;
+            let probes = &probes;
             async move {
-                let inspect = engine
-                    .inspect_container(&m.id)
+                let (holder, _) = Holder::look(engine, &m.id, &m.name, probes)
                     .await
                     .map_err(|e| (m.name.clone(), e.to_string()))?;
-                let config = inspect.config.clone().unwrap_or_default();
-                let key = (
-                    inspect.image.clone(),
-                    config.user,
-                    config.env.unwrap_or_default(),
-                );
-                let cell = cells
-                    .lock()
-                    .expect("probe cache")
-                    .entry(key)
-                    .or_default()
-                    .clone();
-                let layout = cell
-                    .get_or_try_init(|| deliver::probe_existing(engine, &m.id, &inspect))
-                    .await
-                    .map_err(|e| (m.name.clone(), e.to_string()))?
-                    .clone();
-                let holder = Holder {
-                    id: m.id.clone(),
-                    name: m.name.clone(),
-                    layout,
-                };
-                let file = match holder.read(engine).await {
-                    Ok(Some(raw)) => Credentials::parse(raw).map_err(|e| e.to_string()),
-                    Ok(None) => Err("no credentials file".to_string()),
-                    Err(e) => Err(e.to_string()),
+                let file = match holder.read_credentials(engine).await {
+                    FileHeld::Valid(c) => Ok(c),
+                    FileHeld::Missing => Err("no credentials file".to_string()),
+                    FileHeld::Invalid(e) => Err(e.to_string()),
+                    FileHeld::Unreadable(e) => Err(e.to_string()),
                 };
                 Ok(Held {
                     holder,
@@ -95,7 +70,7 @@ async fn sync_once(
     only: Option<&str>,
     r: &dyn Reporter,
 ) -> anyhow::Result<(Login, bool)> {
-    let mut login = source::fetch(spec, r).await?;
+    let mut login = sources::fetch(spec, r).await?;
     let all = members(engine, &spec.project).await?;
     let chosen: Vec<Member> = match only {
         Some(t) => super::select(&spec.project, &all, t)?
@@ -120,8 +95,14 @@ async fn sync_once(
             ));
         }
         if let Some(leader) = leaders.first() {
-            let newest =
-                crate::sync::adopt_from_leader(engine, spec, current, &leader.holder, r).await?;
+            let newest = crate::credentials::sync::adopt_from_leader(
+                engine,
+                spec,
+                current,
+                &leader.holder,
+                r,
+            )
+            .await?;
             login = Login::Rotating(newest);
         } else {
             r.warn("no running leader: nobody can refresh the login; `claunch up` makes one");
@@ -204,7 +185,7 @@ pub async fn sync(global: &Global, o: SyncOptions, r: Arc<dyn Reporter>) -> anyh
                     "sync failed: {e:#}; trying again in {:?}",
                     o.interval
                 ));
-                (source::fetch(&spec, r.as_ref()).await?, false)
+                (sources::fetch(&spec, r.as_ref()).await?, false)
             }
         };
         let wait = match &login {
@@ -254,7 +235,7 @@ async fn refresh_now(engine: &Engine, spec: &Spec, current: &Credentials, r: &dy
         "{}: the login expires soon; making the leader refresh it",
         leader.holder.name
     ));
-    if let Err(e) = crate::sync::make_leader_refresh(
+    if let Err(e) = crate::credentials::sync::make_leader_refresh(
         engine,
         current,
         &leader.holder,
@@ -384,15 +365,15 @@ pub async fn status(global: &Global, o: StatusOptions) -> anyhow::Result<i32> {
     let spec = super::load_spec(global)?;
     let now = credentials::now_ms();
     let quiet = crate::report::PlainReporter;
-    let source_file: Result<Credentials, String> = match source::fetch(&spec, &quiet).await {
+    let source_file: Result<Credentials, String> = match sources::fetch(&spec, &quiet).await {
         Ok(login) => login
             .credentials()
             .cloned()
             .ok_or_else(|| "an API key: it does not expire".to_string()),
         // The line names the source already: say only what is wrong and the fix.
         Err(e) => Err(e
-            .downcast_ref::<source::SourceError>()
-            .map_or_else(|| format!("{e:#}"), source::SourceError::detail)),
+            .downcast_ref::<sources::SourceError>()
+            .map_or_else(|| format!("{e:#}"), sources::SourceError::detail)),
     };
     let engine = super::connect(global).await?;
     let held = gather(&engine, members(&engine, &spec.project).await?).await;

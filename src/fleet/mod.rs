@@ -7,8 +7,12 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::config::{AgentSpec, Spec};
+use crate::credentials::Role;
 use crate::engine::ContainerConfig;
-use crate::plan::Role;
+
+mod member;
+
+pub use member::{members, select, Member};
 
 pub mod label {
     //! Label keys. They are a contract: `ps`, `down` and other machines rely on them.

@@ -9,10 +9,17 @@ mod judge;
 
 use serde::Serialize;
 
-use crate::commands::doctor::DoctorOptions;
 use crate::commands::Global;
 use crate::engine::Engine;
 use crate::report::{Outcome, Reporter, Step};
+
+/// What `claunch doctor` was asked to look at.
+#[derive(Debug, Clone, Default)]
+pub struct DoctorOptions {
+    pub target: Option<String>,
+    pub smoke: bool,
+    pub json: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -170,6 +177,7 @@ pub async fn diagnose(global: &Global, options: &DoctorOptions) -> Vec<Check> {
                 spec: config.spec.as_ref(),
                 login: login.as_ref(),
                 options,
+                probes: crate::credentials::holder::Probes::default(),
             };
             let found = fleet.check().await;
             host_checks.extend(found.holders);
@@ -210,8 +218,8 @@ async fn engine_version(engine: &Engine) -> Check {
             format!(
                 "reachable at {} (Docker {}, API {})",
                 engine.endpoint(),
-                v.version.as_deref().unwrap_or("?"),
-                v.api_version.as_deref().unwrap_or("?")
+                v.version,
+                v.api_version
             ),
         ),
         Err(e) => {

@@ -18,8 +18,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::config::{CredentialsSpec, Spec};
+use crate::credentials::login::Login;
 use crate::credentials::{self, family, store, Credentials, ShapeError};
-use crate::login::Login;
 use crate::report::Reporter;
 use crate::secret::Secret;
 

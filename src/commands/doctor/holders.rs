@@ -3,7 +3,7 @@
 //! one, is the rotation bug. Pure: fingerprints in, checks out.
 
 use super::Check;
-use crate::plan::Role;
+use crate::credentials::Role;
 
 /// What one place holds, by fingerprint only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub fn versus_source(h: &Holding, source: Option<&SourceToken>) -> Option<Check>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doctor::Status;
+    use crate::commands::doctor::Status;
 
     fn h(name: &str, role: Role, refresh: Option<&str>, expires: i64) -> Holding {
         Holding {

@@ -2,17 +2,22 @@
 //! mounts, root with `--dangerously-skip-permissions`, and the owner and mode of the
 //! credentials file and its directory. Each returns the check to print.
 
+use crate::engine::Mount;
 use std::time::Duration;
 
 use super::Check;
-use crate::archive::{Kind, Meta};
-use crate::identity::{self, Identity};
+use crate::credentials::identity::{self, Identity};
+use crate::engine::archive::{Kind, Meta};
 use crate::smoke::{self, Verdict};
 
 const SKIP_PERMISSIONS: &str = "--dangerously-skip-permissions";
 
 /// `claude --version` as the container's user: exit 0 is runnable, 126/127 is missing.
-pub fn claude(name: &str, run: Result<crate::run::Finished, String>, timeout: Duration) -> Check {
+pub fn claude(
+    name: &str,
+    run: Result<crate::engine::Finished, String>,
+    timeout: Duration,
+) -> Check {
     const CHECK: &str = "claude";
     let install = "install Claude Code in the image, or build one with `claunch image build`";
     let run = match run {
@@ -65,14 +70,6 @@ pub fn claude(name: &str, run: Result<crate::run::Finished, String>, timeout: Du
             install,
         ),
     }
-}
-
-/// A container mount, as the engine reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    pub kind: String,
-    pub source: String,
-    pub destination: String,
 }
 
 /// The guide's "OAuth token check but no output": the whole `~/.claude` mounted. And a
@@ -251,7 +248,7 @@ fn kind(k: Kind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doctor::Status;
+    use crate::commands::doctor::Status;
 
     fn agent() -> Identity {
         Identity {
@@ -389,7 +386,7 @@ mod tests {
     #[test]
     fn claude_missing_is_told_from_claude_broken() {
         let fin = |code, tail: &str| {
-            Ok(crate::run::Finished {
+            Ok(crate::engine::Finished {
                 exit_code: Some(code),
                 tail: tail.into(),
             })

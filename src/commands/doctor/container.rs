@@ -13,11 +13,12 @@ use crate::commands::creds::Level;
 use crate::commands::doctor::DoctorOptions;
 use crate::commands::{self, members, Member};
 use crate::config::{SmokeSpec, Spec};
+use crate::credentials::deliver::{self, DeliverError};
+use crate::credentials::holder::{Held, Holder, Probes};
+use crate::credentials::login::Login;
+use crate::credentials::Role;
 use crate::credentials::{family, Credentials};
-use crate::deliver;
 use crate::engine::Engine;
-use crate::login::Login;
-use crate::plan::Role;
 use crate::smoke::Verdict;
 
 /// How long `claude --version` may take (the real CLI starts in about a second).
@@ -29,6 +30,7 @@ pub struct Fleet<'a> {
     pub spec: Option<&'a Spec>,
     pub login: Option<&'a Login>,
     pub options: &'a DoctorOptions,
+    pub probes: Probes,
 }
 
 /// What the fleet checks found, by where they are printed.
@@ -151,54 +153,24 @@ impl Fleet<'_> {
         let engine = self.engine;
         let name = m.name.as_str();
         let mut out = Vec::new();
-        let inspect = match engine.inspect_container(&m.id).await {
-            Ok(i) => i,
-            Err(e) => {
-                out.push(Check::fail(
-                    name,
-                    "state",
-                    format!("cannot be inspected: {e}"),
-                    "claunch ps",
-                ));
-                return (None, out);
-            }
-        };
-        let config = inspect.config.unwrap_or_default();
-        let env = config.env.unwrap_or_default();
-        let argv: Vec<String> = config
-            .entrypoint
-            .unwrap_or_default()
-            .into_iter()
-            .chain(config.cmd.unwrap_or_default())
-            .collect();
-        let mounts: Vec<judge::Mount> = inspect
-            .mounts
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| judge::Mount {
-                kind: m.typ.unwrap_or_default(),
-                source: m.source.unwrap_or_default(),
-                destination: m.destination.unwrap_or_default(),
-            })
-            .collect();
+        let looked = Holder::look(engine, &m.id, name, &self.probes).await;
+        if let Err(DeliverError::Engine(e)) = &looked {
+            out.push(Check::fail(
+                name,
+                "state",
+                format!("cannot be inspected: {e}"),
+                "claunch ps",
+            ));
+            return (None, out);
+        }
         let mut claude_runs = false;
         if full {
             let check = judge::claude(name, version(engine, &m.id).await, VERSION_TIMEOUT);
             claude_runs = check.status == super::Status::Ok;
             out.push(check);
         }
-        let user = config.user.filter(|u| !u.is_empty());
-        let layout = match deliver::probe(
-            engine,
-            &m.id,
-            user.as_deref(),
-            &env,
-            &[],
-            deliver::Needs::default(),
-        )
-        .await
-        {
-            Ok(l) => l,
+        let (holder, info) = match looked {
+            Ok(found) => found,
             Err(e) => {
                 let (message, hint) = split_hint(&e.to_string());
                 out.push(Check::fail(
@@ -210,6 +182,7 @@ impl Fleet<'_> {
                 return (None, out);
             }
         };
+        let layout = &holder.layout;
         let id = &layout.identity;
         let path = id.credentials_path();
         if full {
@@ -221,8 +194,8 @@ impl Fleet<'_> {
                     id.uid, id.gid, id.home, id.config_dir
                 ),
             ));
-            out.extend(judge::mount_checks(name, id, &mounts));
-            out.extend(judge::sandbox_check(name, id, &argv, &env));
+            out.extend(judge::mount_checks(name, id, &info.mounts));
+            out.extend(judge::sandbox_check(name, id, &info.argv, &info.env));
             out.push(match deliver::stat(engine, &m.id, &id.config_dir).await {
                 Ok(Some(meta)) => judge::dir_check(name, &id.config_dir, meta, id),
                 Ok(None) => Check::fail(
@@ -261,24 +234,22 @@ impl Fleet<'_> {
                 ),
             });
         }
-        let creds = match deliver::read_back(engine, &m.id, &path, crate::sync::MAX_READ).await {
-            Ok(Some(raw)) => match Credentials::parse(raw) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    if full {
-                        out.push(Check::fail(
-                            name,
-                            "login",
-                            format!("{path} {e} (\"Authentication required\")"),
-                            format!("claunch creds push {name}"),
-                        ));
-                    }
-                    None
+        let creds = match holder.read_credentials(engine).await {
+            Held::Valid(c) => Some(c),
+            Held::Invalid(e) => {
+                if full {
+                    out.push(Check::fail(
+                        name,
+                        "login",
+                        format!("{path} {e} (\"Authentication required\")"),
+                        format!("claunch creds push {name}"),
+                    ));
                 }
-            },
+                None
+            }
             // A missing file was reported above.
-            Ok(None) => None,
-            Err(e) => {
+            Held::Missing => None,
+            Held::Unreadable(e) => {
                 if full {
                     out.push(Check::warn(
                         name,
@@ -313,9 +284,9 @@ impl Fleet<'_> {
     }
 }
 
-async fn version(engine: &Engine, id: &str) -> Result<crate::run::Finished, String> {
+async fn version(engine: &Engine, id: &str) -> Result<crate::engine::Finished, String> {
     let argv = vec!["claude".to_string(), "--version".to_string()];
-    crate::run::run(engine, id, argv, None, Some(VERSION_TIMEOUT), |_| {})
+    crate::engine::exec_streaming(engine, id, argv, None, Some(VERSION_TIMEOUT), |_| {})
         .await
         .map_err(|e| e.to_string())
 }

@@ -1,0 +1,82 @@
+//! The project's containers as members of the fleet: what their labels say of them, and
+//! which of them a TARGET on the command line names.
+
+use anyhow::bail;
+
+use super::label;
+use crate::credentials::Role;
+use crate::engine::{ContainerListing, Engine};
+
+/// A container of the project, as its labels describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub name: String,
+    pub agent: String,
+    pub replica: Option<u32>,
+    pub config_hash: String,
+    pub role: Role,
+    pub state: String,
+    pub image: String,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+impl Member {
+    pub fn running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+impl From<ContainerListing> for Member {
+    fn from(c: ContainerListing) -> Self {
+        let get = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+        Self {
+            agent: get(label::AGENT),
+            replica: get(label::REPLICA).parse().ok(),
+            config_hash: get(label::CONFIG_HASH),
+            role: Role::parse(&get(label::ROLE)),
+            id: c.id,
+            name: c.name,
+            state: c.state,
+            image: c.image,
+            created: c.created,
+        }
+    }
+}
+
+/// Every container labelled as the project's, sorted by agent then replica.
+pub async fn members(engine: &Engine, project: &str) -> anyhow::Result<Vec<Member>> {
+    let list = engine.list_containers(&[(label::PROJECT, project)]).await?;
+    let mut out: Vec<Member> = list.into_iter().map(Member::from).collect();
+    out.sort_by(|a, b| (&a.agent, a.replica, &a.name).cmp(&(&b.agent, b.replica, &b.name)));
+    Ok(out)
+}
+
+/// The members a TARGET names: a container name, `<agent>-<n>`, or an agent (all its
+/// replicas).
+pub fn select<'a>(
+    project: &str,
+    members: &'a [Member],
+    target: &str,
+) -> anyhow::Result<Vec<&'a Member>> {
+    let exact: Vec<&Member> = members
+        .iter()
+        .filter(|m| m.name == target || m.name == format!("{project}-{target}"))
+        .collect();
+    if !exact.is_empty() {
+        return Ok(exact);
+    }
+    let by_agent: Vec<&Member> = members.iter().filter(|m| m.agent == target).collect();
+    if !by_agent.is_empty() {
+        return Ok(by_agent);
+    }
+    let known: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    if known.is_empty() {
+        bail!("no container matches `{target}`: project `{project}` has no containers\n  hint: run `claunch up` first");
+    }
+    bail!(
+        "no container matches `{target}` in project `{project}` (it has {})\n  hint: use a container name, <agent>-<n> or an agent name; `claunch ps` lists them",
+        known.join(", ")
+    )
+}
