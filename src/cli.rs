@@ -1,9 +1,20 @@
-//! The command line, as clap types only. `lib.rs` turns these into plain options; no clap
-//! type goes further than that.
+//! The command line: clap's types, and their conversion into one validated
+//! [`Invocation`] (durations parsed, targets and enums checked). No clap type goes further.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use anyhow::bail;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::commands::creds::export::ExportOptions;
+use crate::commands::creds::{StatusOptions, SyncOptions};
+use crate::commands::doctor::DoctorOptions;
+use crate::commands::exec::{ExecOptions, OutputFormat as ClaudeFormat};
+use crate::commands::image::BuildOptions;
+use crate::commands::up::UpOptions;
+use crate::commands::{Global, Invocation, Verb};
+use crate::config;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +50,9 @@ pub struct GlobalArgs {
     /// The Docker engine, e.g. `unix:///var/run/docker.sock` or `tcp://host:2376` [default: `$DOCKER_HOST`]
     #[arg(short = 'H', long = "host", value_name = "HOST")]
     pub host: Option<String>,
+    /// How many containers to work on at once, in every command that fans out
+    #[arg(long, global = true, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub parallel: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,9 +110,6 @@ pub struct UpArgs {
     /// Skip the smoke tests
     #[arg(long)]
     pub no_smoke: bool,
-    /// How many containers to work on at once
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub parallel: usize,
     /// Recreate containers even if their config is unchanged
     #[arg(long)]
     pub force_recreate: bool,
@@ -119,6 +130,9 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// One JSON object per line: each line of output with its container, then each exit code
+    #[arg(long)]
+    pub json: bool,
     /// TARGET PROMPT: a container name, <agent>-<n> or an agent name, then the prompt (`-` reads stdin); with --all, only PROMPT
     #[arg(required = true, num_args = 1..=2, value_names = ["TARGET", "PROMPT"])]
     pub args: Vec<String>,
@@ -148,10 +162,7 @@ pub enum CredsCommand {
     Sync(SyncArgs),
     /// Deliver the current login to running containers now, without restarting them
     #[command(after_help = "Examples:\n  claunch creds push\n  claunch creds push planner")]
-    Push {
-        /// A container name, <agent>-<n> or an agent name [default: all]
-        target: Option<String>,
-    },
+    Push(PushArgs),
     /// Expiry, holder role and scopes of the source and of each container (exit 0 ok, 1 warning, 2 critical)
     #[command(
         after_help = "Examples:\n  claunch creds status\n  claunch creds status --json --warn 2h --critical 30m"
@@ -161,32 +172,44 @@ pub enum CredsCommand {
     #[command(
         after_help = "Examples:\n  claunch creds export --to aws_secret --id claude-oauth-credentials --region us-east-1\n  claunch creds export --to gcp_secret --name claude-oauth-credentials --project my-project\n  claunch creds export --to azure_secret --vault my-vault --name claude-oauth-credentials\n  export CLAUDE_CREDENTIALS=\"$(claunch creds export --to env)\""
     )]
-    Export {
-        /// Where the login goes (`env` prints it on stdout, base64-encoded)
-        #[arg(long, value_name = "KIND", value_parser = ["aws_secret", "gcp_secret", "azure_secret", "env"])]
-        to: String,
-        /// For `aws_secret`: the secret's name or ARN
-        #[arg(long, value_name = "ID")]
-        id: Option<String>,
-        /// For `gcp_secret`, `azure_secret`: the secret's name; for `env`: the variable the hint names
-        #[arg(long, value_name = "NAME")]
-        name: Option<String>,
-        /// For `azure_secret`: the Key Vault's name
-        #[arg(long, value_name = "VAULT")]
-        vault: Option<String>,
-        /// For `aws_secret`: the region [default: the AWS CLI's]
-        #[arg(long, value_name = "REGION")]
-        region: Option<String>,
-        /// For `aws_secret`: the AWS CLI profile [default: the AWS CLI's]
-        #[arg(long, value_name = "PROFILE")]
-        profile: Option<String>,
-        /// For `gcp_secret`: the project [default: gcloud's]
-        #[arg(long, value_name = "PROJECT")]
-        project: Option<String>,
-        /// The credentials file to export [default: ~/.claude/.credentials.json]
-        #[arg(long, value_name = "PATH")]
-        from: Option<PathBuf>,
-    },
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// A container name, <agent>-<n> or an agent name [default: all]
+    pub target: Option<String>,
+    /// One JSON object per line instead of progress
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where the login goes (`env` prints it on stdout, base64-encoded)
+    #[arg(long, value_name = "KIND", value_parser = ["aws_secret", "gcp_secret", "azure_secret", "env"])]
+    pub to: String,
+    /// For `aws_secret`: the secret's name or ARN
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// For `gcp_secret`, `azure_secret`: the secret's name; for `env`: the variable the hint names
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// For `azure_secret`: the Key Vault's name
+    #[arg(long, value_name = "VAULT")]
+    pub vault: Option<String>,
+    /// For `aws_secret`: the region [default: the AWS CLI's]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// For `aws_secret`: the AWS CLI profile [default: the AWS CLI's]
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// For `gcp_secret`: the project [default: gcloud's]
+    #[arg(long, value_name = "PROJECT")]
+    pub project: Option<String>,
+    /// The credentials file to export [default: ~/.claude/.credentials.json]
+    #[arg(long, value_name = "PATH")]
+    pub from: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +220,9 @@ pub struct SyncArgs {
     /// Sync once and exit (the default; for cron)
     #[arg(long)]
     pub once: bool,
+    /// One JSON object per line instead of progress
+    #[arg(long)]
+    pub json: bool,
     /// With --watch: how long before expiry to make sure a refresh happened
     #[arg(long, default_value = "15m", value_name = "DURATION")]
     pub ahead: String,
@@ -207,6 +233,7 @@ pub struct SyncArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// One JSON object per line: the source, then each container
     #[arg(long)]
     pub json: bool,
     /// Warn when a token nobody can refresh has less than this left
@@ -224,6 +251,7 @@ pub struct DoctorArgs {
     /// Also run a live smoke test (one real request per container)
     #[arg(long)]
     pub smoke: bool,
+    /// One JSON object per check, per line
     #[arg(long)]
     pub json: bool,
 }
@@ -248,10 +276,14 @@ pub struct ImageBuildArgs {
     /// The image's tag [default: one carrying claude's version]
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
+    /// One JSON object per line instead of progress
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
+    /// One JSON object per container, per line
     #[arg(long)]
     pub json: bool,
 }
@@ -266,6 +298,9 @@ pub struct LogsArgs {
     /// Only the last N lines of each
     #[arg(long, value_name = "N")]
     pub tail: Option<u64>,
+    /// One JSON object per line of output, with its container and stream
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -273,6 +308,9 @@ pub struct DownArgs {
     /// Also remove the named volumes claunch created
     #[arg(short, long)]
     pub volumes: bool,
+    /// One JSON object per line instead of progress
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +325,138 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+fn duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
+    config::parse_duration(value).map_err(|e| anyhow::anyhow!("--{flag} {value}: {e}"))
+}
+
+impl Cli {
+    /// The validated invocation: what to do, with every value parsed and checked.
+    pub fn into_invocation(self) -> anyhow::Result<Invocation> {
+        let g = self.global;
+        let global = Global {
+            file: g.file,
+            project_name: g.project_name,
+            host: g.host,
+            parallel: usize::try_from(g.parallel).unwrap_or(8),
+        };
+        let verb = match self.command {
+            Command::Up(a) => Verb::Up(
+                UpOptions {
+                    agents: a.agents,
+                    scale: a.scale,
+                    no_smoke: a.no_smoke,
+                    force_recreate: a.force_recreate,
+                    remove_orphans: a.remove_orphans,
+                },
+                a.json,
+            ),
+            Command::Exec(a) => {
+                let (target, prompt) = match (a.all, a.args.as_slice()) {
+                    (true, [prompt]) => (None, prompt.clone()),
+                    (false, [target, prompt]) => (Some(target.clone()), prompt.clone()),
+                    (true, _) => bail!("exec --all takes only PROMPT, e.g. claunch exec --all \"Say hello\""),
+                    (false, _) => bail!("exec needs TARGET and PROMPT, e.g. claunch exec planner-1 \"Say hello\" (or --all PROMPT)"),
+                };
+                let timeout = a
+                    .timeout
+                    .as_deref()
+                    .map(|t| duration("timeout", t))
+                    .transpose()?;
+                Verb::Exec(ExecOptions {
+                    target,
+                    all: a.all,
+                    prompt,
+                    max_turns: a.max_turns,
+                    output_format: match a.output_format {
+                        OutputFormat::Text => ClaudeFormat::Text,
+                        OutputFormat::Json => ClaudeFormat::Json,
+                        OutputFormat::StreamJson => ClaudeFormat::StreamJson,
+                    },
+                    timeout,
+                    extra: a.extra,
+                    json: a.json,
+                })
+            }
+            Command::Image(ImageCommand::Build(a)) => Verb::ImageBuild(
+                BuildOptions {
+                    claude: a.claude,
+                    base: a.base,
+                    tag: a.tag,
+                },
+                a.json,
+            ),
+            Command::Creds(CredsCommand::Sync(a)) => Verb::CredsSync(
+                SyncOptions {
+                    // `--once` is the default, said for cron; the two conflict.
+                    watch: a.watch && !a.once,
+                    ahead: duration("ahead", &a.ahead)?,
+                    interval: duration("interval", &a.interval)?,
+                },
+                a.json,
+            ),
+            Command::Creds(CredsCommand::Push(a)) => Verb::CredsPush {
+                target: a.target,
+                json: a.json,
+            },
+            Command::Creds(CredsCommand::Status(a)) => Verb::CredsStatus(StatusOptions {
+                json: a.json,
+                warn: duration("warn", &a.warn)?,
+                critical: duration("critical", &a.critical)?,
+            }),
+            Command::Creds(CredsCommand::Export(a)) => Verb::CredsExport(ExportOptions {
+                to: a.to,
+                id: a.id,
+                name: a.name,
+                vault: a.vault,
+                region: a.region,
+                profile: a.profile,
+                project: a.project,
+                from: a.from,
+            }),
+            Command::Doctor(a) => Verb::Doctor(DoctorOptions {
+                target: a.target,
+                smoke: a.smoke,
+                json: a.json,
+            }),
+            Command::Ps(a) => Verb::Ps { json: a.json },
+            Command::Logs(a) => Verb::Logs {
+                target: a.target,
+                follow: a.follow,
+                tail: a.tail,
+                json: a.json,
+            },
+            Command::Down(a) => Verb::Down {
+                volumes: a.volumes,
+                json: a.json,
+            },
+            Command::Init(a) => {
+                let dir = match &global.file {
+                    Some(f) => f
+                        .parent()
+                        .map(std::path::Path::to_path_buf)
+                        .unwrap_or_default(),
+                    None => std::env::current_dir()?,
+                };
+                Verb::Init {
+                    dir,
+                    force: a.force,
+                }
+            }
+            Command::Completions { shell } => {
+                let shell = match shell {
+                    Shell::Bash => clap_complete::Shell::Bash,
+                    Shell::Zsh => clap_complete::Shell::Zsh,
+                    Shell::Fish => clap_complete::Shell::Fish,
+                };
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "claunch", &mut script);
+                Verb::Print(script)
+            }
+        };
+        Ok(Invocation { global, verb })
+    }
 }
 
 #[cfg(test)]

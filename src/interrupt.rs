@@ -1,10 +1,33 @@
 //! Ctrl-C and SIGTERM as a flag the work checks between steps: the first stops new work
-//! and lets what runs reach a clean state; a second one exits at once.
+//! and lets what runs reach a clean state; a second one ends the process at once (`main`
+//! waits on [`forced`] beside the command).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
+
+/// Woken by a second interrupt.
+fn forced_notify() -> &'static (AtomicBool, Notify) {
+    static FORCED: OnceLock<(AtomicBool, Notify)> = OnceLock::new();
+    FORCED.get_or_init(|| (AtomicBool::new(false), Notify::new()))
+}
+
+fn force() {
+    let (flag, notify) = forced_notify();
+    flag.store(true, Ordering::SeqCst);
+    notify.notify_waiters();
+}
+
+/// Resolves when the user interrupted twice: time to stop at once.
+pub async fn forced() {
+    let (flag, notify) = forced_notify();
+    let notified = notify.notified();
+    if flag.load(Ordering::SeqCst) {
+        return;
+    }
+    notified.await;
+}
 
 #[derive(Default)]
 pub struct Interrupt {
@@ -32,7 +55,8 @@ impl Interrupt {
                 }
                 if round > 0 {
                     eprintln!("claunch: interrupted again: exiting now");
-                    std::process::exit(130);
+                    force();
+                    return;
                 }
                 eprintln!("claunch: interrupted: finishing the steps under way, starting nothing new (interrupt again to exit now)");
                 watcher.trigger();

@@ -69,6 +69,21 @@ impl Verdict {
     }
 }
 
+/// `claude -p OPTIONS... -- PROMPT`. The prompt comes after `--`, so a prompt that looks
+/// like an option (`--version`, `--dangerously-skip-permissions`) is still taken as text;
+/// `None` when the prompt goes on stdin.
+pub fn claude_print_argv(
+    options: impl IntoIterator<Item = String>,
+    prompt: Option<&str>,
+) -> Vec<String> {
+    let mut argv = vec!["claude".to_string(), "-p".to_string()];
+    argv.extend(options);
+    if let Some(prompt) = prompt {
+        argv.extend(["--".to_string(), prompt.to_string()]);
+    }
+    argv
+}
+
 /// Classifies a finished run from its exit code and combined output.
 pub fn classify(exit_code: i64, output: &str) -> Verdict {
     if exit_code == 0 {

@@ -1,6 +1,7 @@
 //! `claunch down`: stop and remove exactly this project's containers (by label), and the
 //! networks (and, with `--volumes`, volumes) claunch created for it. Nothing else.
 
+use crate::commands::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,11 @@ use super::{members, Global};
 use crate::fleet::label;
 use crate::report::{Outcome, Reporter, Step};
 
-pub async fn run(global: &Global, volumes: bool, r: Arc<dyn Reporter>) -> anyhow::Result<i32> {
+pub async fn down(
+    global: &Global,
+    volumes: bool,
+    r: Arc<dyn Reporter>,
+) -> anyhow::Result<ExitStatus> {
     let project = super::project_name(global)?;
     let engine = super::connect(global).await?;
     let list = members(&engine, &project).await?;
@@ -46,7 +51,7 @@ pub async fn run(global: &Global, volumes: bool, r: Arc<dyn Reporter>) -> anyhow
                 }
             }
         })
-        .buffer_unordered(8)
+        .buffer_unordered(global.parallel)
         .collect()
         .await;
     let mut ok = results.iter().all(|b| *b);
@@ -75,7 +80,7 @@ pub async fn run(global: &Global, volumes: bool, r: Arc<dyn Reporter>) -> anyhow
         "{project}: {} containers removed",
         results.iter().filter(|b| **b).count()
     ));
-    Ok(i32::from(!ok))
+    Ok(ExitStatus::failed_if(!ok))
 }
 
 /// dockerd 20.10 may still count endpoints of containers it has just removed: give it a

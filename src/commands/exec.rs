@@ -2,15 +2,37 @@
 //! it arrives. One target passes claude's bytes and exit code straight through; several
 //! run in parallel with every line prefixed by its container.
 
+use crate::commands::ExitStatus;
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::bail;
 use futures::stream::{self, StreamExt};
 
+use serde_json::json;
+
 use super::{members, Global, Member};
-use crate::engine::{self, Lines};
-use crate::engine::{Engine, Output};
+use crate::engine::{self, Engine, Lines, Output};
+use crate::report;
+use crate::smoke;
+
+/// claude's `--output-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    StreamJson,
+}
+
+impl OutputFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+            Self::StreamJson => "stream-json",
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
@@ -19,33 +41,43 @@ pub struct ExecOptions {
     pub all: bool,
     pub prompt: String,
     pub max_turns: Option<u32>,
-    /// `text`, `json` or `stream-json`.
-    pub output_format: String,
+    pub output_format: OutputFormat,
     pub timeout: Option<Duration>,
     pub extra: Vec<String>,
+    /// claunch's own JSON lines around claude's output.
+    pub json: bool,
 }
 
-/// Exit code when a run did not finish within `--timeout` (as `timeout(1)` does).
-pub const TIMED_OUT: i32 = 124;
-
-/// claude's argv; the prompt goes through stdin when it was read from stdin.
+/// claude's argv; the prompt goes through stdin when it was read from stdin, else after `--`.
 pub fn claude_argv(o: &ExecOptions, prompt_on_stdin: bool) -> Vec<String> {
-    let mut argv = vec!["claude".to_string(), "-p".to_string()];
-    if !prompt_on_stdin {
-        argv.push(o.prompt.clone());
-    }
+    let mut options = Vec::new();
     if let Some(n) = o.max_turns {
-        argv.extend(["--max-turns".to_string(), n.to_string()]);
+        options.extend(["--max-turns".to_string(), n.to_string()]);
     }
-    argv.extend(["--output-format".to_string(), o.output_format.clone()]);
-    if o.output_format == "stream-json" && !o.extra.iter().any(|a| a == "--verbose") {
-        argv.push("--verbose".to_string());
+    options.extend([
+        "--output-format".to_string(),
+        o.output_format.as_str().to_string(),
+    ]);
+    if o.output_format == OutputFormat::StreamJson && !o.extra.iter().any(|a| a == "--verbose") {
+        options.push("--verbose".to_string());
     }
-    argv.extend(o.extra.iter().cloned());
-    argv
+    options.extend(o.extra.iter().cloned());
+    smoke::claude_print_argv(options, (!prompt_on_stdin).then_some(o.prompt.as_str()))
 }
 
-pub async fn run(global: &Global, o: ExecOptions) -> anyhow::Result<i32> {
+/// "90s", "10m", "1h30m": a timeout as the user would write it.
+fn describe_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 3600, (secs % 3600) / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+pub async fn exec(global: &Global, o: ExecOptions) -> anyhow::Result<ExitStatus> {
     let project = super::project_name(global)?;
     let engine = super::connect(global).await?;
     let all = members(&engine, &project).await?;
@@ -68,18 +100,25 @@ pub async fn run(global: &Global, o: ExecOptions) -> anyhow::Result<i32> {
     }
     let stdin = super::read_prompt(&o.prompt)?;
     let argv = claude_argv(&o, stdin.is_some());
-    if let [one] = targets.as_slice() {
+    if let ([one], false) = (targets.as_slice(), o.json) {
         return single(&engine, one, argv, stdin.as_deref(), o.timeout).await;
     }
     let results: Vec<(String, Result<Option<i64>, String>)> = stream::iter(targets)
         .map(|m| {
             let (engine, argv, stdin) = (engine.clone(), argv.clone(), stdin.clone());
             async move {
-                let r = prefixed(&engine, &m, argv, stdin.as_deref(), o.timeout).await;
+                let r = prefixed(&engine, &m, argv, stdin.as_deref(), o.timeout, o.json).await;
+                if o.json {
+                    report::json_line(&match &r {
+                        Ok(Some(code)) => json!({"event": "exited", "container": m.name, "exit_code": code}),
+                        Ok(None) => json!({"event": "timed_out", "container": m.name, "timeout_secs": o.timeout.map(|t| t.as_secs())}),
+                        Err(e) => json!({"event": "failed", "container": m.name, "message": e}),
+                    });
+                }
                 (m.name, r)
             }
         })
-        .buffer_unordered(64)
+        .buffer_unordered(global.parallel)
         .collect()
         .await;
     let mut failures = Vec::new();
@@ -87,13 +126,17 @@ pub async fn run(global: &Global, o: ExecOptions) -> anyhow::Result<i32> {
         match r {
             Ok(Some(0)) => {}
             Ok(Some(code)) => failures.push(format!("{name} (exit {code})")),
-            Ok(None) => failures.push(format!("{name} (timed out)")),
+            Ok(None) => failures.push(format!(
+                "{name} (timed out after {})",
+                o.timeout.map_or_else(String::new, describe_duration)
+            )),
             Err(e) => failures.push(format!("{name} ({e})")),
         }
     }
-    if failures.is_empty() {
+    if o.json {
+        // Each container's end was its own line; the exit code says the rest.
+    } else if failures.is_empty() {
         eprintln!("{} containers: all succeeded", results.len());
-        Ok(0)
     } else {
         eprintln!(
             "{} containers: {} succeeded, {} failed: {}",
@@ -102,8 +145,8 @@ pub async fn run(global: &Global, o: ExecOptions) -> anyhow::Result<i32> {
             failures.len(),
             failures.join(", ")
         );
-        Ok(1)
     }
+    Ok(ExitStatus::failed_if(!failures.is_empty()))
 }
 
 async fn single(
@@ -112,7 +155,7 @@ async fn single(
     argv: Vec<String>,
     stdin: Option<&[u8]>,
     timeout: Option<Duration>,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<ExitStatus> {
     let finished = engine::exec_streaming(engine, &m.id, argv, stdin, timeout, |chunk| {
         // Flush each chunk so the answer shows as it streams, not when claude ends.
         let _ = match chunk {
@@ -128,10 +171,14 @@ async fn single(
     })
     .await?;
     match finished.exit_code {
-        Some(code) => Ok(i32::try_from(code).unwrap_or(1)),
+        Some(code) => Ok(ExitStatus::Passed(u8::try_from(code).unwrap_or(1))),
         None => {
-            eprintln!("claunch: {} did not finish within the timeout", m.name);
-            Ok(TIMED_OUT)
+            eprintln!(
+                "claunch: {} did not finish within the timeout ({})",
+                m.name,
+                timeout.map_or_else(String::new, describe_duration)
+            );
+            Ok(ExitStatus::TimedOut)
         }
     }
 }
@@ -142,15 +189,27 @@ async fn prefixed(
     argv: Vec<String>,
     stdin: Option<&[u8]>,
     timeout: Option<Duration>,
+    json: bool,
 ) -> Result<Option<i64>, String> {
     let (mut out, mut err) = (Lines::default(), Lines::default());
     let name = &m.name;
+    let print = |stream: &str, line: &str| {
+        if json {
+            report::json_line(
+                &json!({"event": "output", "container": name, "stream": stream, "line": line}),
+            );
+        } else if stream == "stdout" {
+            println!("{name} | {line}");
+        } else {
+            eprintln!("{name} | {line}");
+        }
+    };
     let result = engine::exec_streaming(engine, &m.id, argv, stdin, timeout, |chunk| match chunk {
-        Output::Stdout(b) => out.push(b, |l| println!("{name} | {l}")),
-        Output::Stderr(b) => err.push(b, |l| eprintln!("{name} | {l}")),
+        Output::Stdout(b) => out.push(b, |l| print("stdout", l)),
+        Output::Stderr(b) => err.push(b, |l| print("stderr", l)),
     })
     .await;
-    out.finish(|l| println!("{name} | {l}"));
-    err.finish(|l| eprintln!("{name} | {l}"));
+    out.finish(|l| print("stdout", l));
+    err.finish(|l| print("stderr", l));
     result.map(|f| f.exit_code).map_err(|e| e.to_string())
 }

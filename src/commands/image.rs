@@ -1,6 +1,7 @@
 //! `claunch image build`: an agent image with the real `claude` in it, with no registry,
 //! no Node.js and no Dockerfile to write; reused as is while the binary is the same.
 
+use crate::commands::ExitStatus;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,7 +48,11 @@ struct Base {
     path_without_local_bin: Option<String>,
 }
 
-pub async fn build(global: &Global, o: BuildOptions, r: Arc<dyn Reporter>) -> anyhow::Result<i32> {
+pub async fn build(
+    global: &Global,
+    o: BuildOptions,
+    r: Arc<dyn Reporter>,
+) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
     let path_var = std::env::var_os("PATH");
     let claude = claude::locate(o.claude.as_deref(), path_var.as_deref())?;
@@ -111,7 +116,7 @@ pub async fn build(global: &Global, o: BuildOptions, r: Arc<dyn Reporter>) -> an
                 detail: "up to date".into(),
             },
         );
-        return Ok(0);
+        return Ok(ExitStatus::Success);
     }
 
     let context = match &base {
@@ -134,7 +139,7 @@ pub async fn build(global: &Global, o: BuildOptions, r: Arc<dyn Reporter>) -> an
         },
     );
     r.info(&format!("use it with `image: {tag}` in claunch.yaml"));
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
 fn megabytes(bytes: u64) -> String {
@@ -309,7 +314,7 @@ async fn send_and_build(
         }
     });
     let built = engine
-        .build_image_streamed(stream, tag, labels, |line| {
+        .build_image(stream, tag, labels, |line| {
             let line = line.trim_end();
             // The builder's ids and cleanup are noise here; its steps are progress.
             if !line.trim_start().starts_with("--->")

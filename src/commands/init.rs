@@ -1,5 +1,6 @@
 //! `claunch init`: a commented claunch.yaml to start from, and credentials kept out of git.
 
+use crate::commands::ExitStatus;
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
@@ -9,7 +10,7 @@ const TEMPLATE: &str = include_str!("../../templates/claunch.yaml");
 /// Lines `init` makes sure `.gitignore` has.
 const IGNORED: [&str; 2] = [".credentials.json", ".env"];
 
-pub fn run(dir: &Path, force: bool) -> anyhow::Result<i32> {
+pub fn init(dir: &Path, force: bool) -> anyhow::Result<ExitStatus> {
     let config = dir.join("claunch.yaml");
     if config.exists() && !force {
         bail!(
@@ -41,5 +42,5 @@ pub fn run(dir: &Path, force: bool) -> anyhow::Result<i32> {
         println!("added {} to {}", missing.join(", "), gitignore.display());
     }
     println!("next: edit claunch.yaml, then `claunch up`");
-    Ok(0)
+    Ok(ExitStatus::Success)
 }

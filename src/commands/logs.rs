@@ -1,17 +1,21 @@
 //! `claunch logs`: the agents' own output, compose style, each line prefixed by its container.
 
+use crate::commands::ExitStatus;
 use futures::stream::{self, StreamExt};
 
 use super::{members, Global};
-use crate::engine::Lines;
-use crate::engine::Output;
+use serde_json::json;
 
-pub async fn run(
+use crate::engine::{Lines, Output};
+use crate::report;
+
+pub async fn logs(
     global: &Global,
     target: Option<&str>,
     follow: bool,
     tail: Option<u64>,
-) -> anyhow::Result<i32> {
+    json: bool,
+) -> anyhow::Result<ExitStatus> {
     let project = super::project_name(global)?;
     let engine = super::connect(global).await?;
     let all = members(&engine, &project).await?;
@@ -22,7 +26,11 @@ pub async fn run(
             .collect(),
         None => all,
     };
-    let width = chosen.iter().map(|m| m.name.len()).max().unwrap_or(0);
+    let width = if json {
+        0
+    } else {
+        chosen.iter().map(|m| m.name.len()).max().unwrap_or(0)
+    };
     let streams = chosen.into_iter().map(|m| {
         let name = format!("{:width$}", m.name);
         engine
@@ -32,16 +40,25 @@ pub async fn run(
     let mut merged = stream::select_all(streams);
     let mut buffers: std::collections::HashMap<String, (Lines, Lines)> =
         std::collections::HashMap::new();
+    let print = |name: &str, stream: &str, line: &str| {
+        if json {
+            report::json_line(&json!({"container": name, "stream": stream, "line": line}));
+        } else if stream == "stdout" {
+            println!("{name} | {line}");
+        } else {
+            eprintln!("{name} | {line}");
+        }
+    };
     while let Some((name, item)) = merged.next().await {
         let (out, err) = buffers.entry(name.clone()).or_default();
         match item? {
-            Output::Stdout(b) => out.push(&b, |l| println!("{name} | {l}")),
-            Output::Stderr(b) => err.push(&b, |l| eprintln!("{name} | {l}")),
+            Output::Stdout(b) => out.push(&b, |l| print(&name, "stdout", l)),
+            Output::Stderr(b) => err.push(&b, |l| print(&name, "stderr", l)),
         }
     }
     for (name, (mut out, mut err)) in buffers {
-        out.finish(|l| println!("{name} | {l}"));
-        err.finish(|l| eprintln!("{name} | {l}"));
+        out.finish(|l| print(&name, "stdout", l));
+        err.finish(|l| print(&name, "stderr", l));
     }
-    Ok(0)
+    Ok(ExitStatus::Success)
 }

@@ -1,15 +1,15 @@
 //! One module per command, and what they share: loading the spec, reaching the engine,
 //! and finding the project's containers.
 
-pub mod creds;
-pub mod doctor;
-pub mod down;
-pub mod exec;
-pub mod image;
-pub mod init;
-pub mod logs;
-pub mod ps;
-pub mod up;
+pub(crate) mod creds;
+pub(crate) mod doctor;
+pub(crate) mod down;
+pub(crate) mod exec;
+pub(crate) mod image;
+pub(crate) mod init;
+pub(crate) mod logs;
+pub(crate) mod ps;
+pub(crate) mod up;
 
 pub(crate) use crate::fleet::{members, select, Member};
 
@@ -19,13 +19,137 @@ use anyhow::Context as _;
 
 use crate::config::{self, ConfigError, Spec};
 use crate::engine::Engine;
+use crate::report;
 
-/// Options every command takes, free of clap.
-#[derive(Debug, Clone, Default)]
+/// Options every command takes.
+#[derive(Debug, Clone)]
 pub struct Global {
     pub file: Option<PathBuf>,
     pub project_name: Option<String>,
     pub host: Option<String>,
+    /// How many containers a command works on at once.
+    pub parallel: usize,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Self {
+            file: None,
+            project_name: None,
+            host: None,
+            parallel: 8,
+        }
+    }
+}
+
+/// One validated command line: the global options and the verb with its own.
+#[derive(Debug)]
+pub struct Invocation {
+    pub global: Global,
+    pub verb: Verb,
+}
+
+/// What to do; a `bool` beside options is `--json`.
+#[derive(Debug)]
+pub enum Verb {
+    Up(up::UpOptions, bool),
+    Exec(exec::ExecOptions),
+    Ps {
+        json: bool,
+    },
+    Logs {
+        target: Option<String>,
+        follow: bool,
+        tail: Option<u64>,
+        json: bool,
+    },
+    Down {
+        volumes: bool,
+        json: bool,
+    },
+    Init {
+        dir: PathBuf,
+        force: bool,
+    },
+    CredsSync(creds::SyncOptions, bool),
+    CredsPush {
+        target: Option<String>,
+        json: bool,
+    },
+    CredsStatus(creds::StatusOptions),
+    CredsExport(creds::export::ExportOptions),
+    Doctor(doctor::DoctorOptions),
+    ImageBuild(image::BuildOptions, bool),
+    /// Text that is ready (shell completions).
+    Print(Vec<u8>),
+}
+
+/// How a command ended, as the process's exit code says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+    /// Something failed (a smoke test, a container, a check).
+    Failure,
+    /// `creds status`: a token is about to expire with nobody to refresh it.
+    Critical,
+    /// A `claunch exec` that did not finish within `--timeout` (as `timeout(1)` says it).
+    TimedOut,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// claude's own exit code, passed through by a single `exec`.
+    Passed(u8),
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failure => 1,
+            Self::Critical => 2,
+            Self::TimedOut => 124,
+            Self::Interrupted => 130,
+            Self::Passed(code) => code,
+        }
+    }
+
+    /// `Failure` when `failed`, else `Success`.
+    pub fn failed_if(failed: bool) -> Self {
+        if failed {
+            Self::Failure
+        } else {
+            Self::Success
+        }
+    }
+}
+
+/// Runs one invocation.
+pub async fn dispatch(invocation: Invocation) -> anyhow::Result<ExitStatus> {
+    let g = &invocation.global;
+    match invocation.verb {
+        Verb::Up(options, json) => up::up(g, options, report::pick(json)).await,
+        Verb::Exec(options) => exec::exec(g, options).await,
+        Verb::Ps { json } => ps::ps(g, json).await,
+        Verb::Logs {
+            target,
+            follow,
+            tail,
+            json,
+        } => logs::logs(g, target.as_deref(), follow, tail, json).await,
+        Verb::Down { volumes, json } => down::down(g, volumes, report::pick(json)).await,
+        Verb::Init { dir, force } => init::init(&dir, force),
+        Verb::CredsSync(options, json) => creds::sync(g, options, report::pick(json)).await,
+        Verb::CredsPush { target, json } => {
+            creds::push(g, target.as_deref(), report::pick(json)).await
+        }
+        Verb::CredsStatus(options) => creds::status(g, options).await,
+        Verb::CredsExport(options) => creds::export::export(options).await,
+        Verb::Doctor(options) => doctor::doctor(g, &options).await,
+        Verb::ImageBuild(options, json) => image::build(g, options, report::pick(json)).await,
+        Verb::Print(bytes) => {
+            std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
+            Ok(ExitStatus::Success)
+        }
+    }
 }
 
 fn env_lookup(key: &str) -> Option<String> {

@@ -1,6 +1,7 @@
 //! `claunch ps`: the project's containers with their state, uptime and the expiry of the
 //! credentials read back from inside each one (never the token).
 
+use crate::commands::ExitStatus;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
@@ -26,11 +27,11 @@ pub struct Row {
     pub credentials_summary: Option<Summary>,
 }
 
-pub async fn rows(engine: &Engine, list: Vec<Member>) -> Vec<Row> {
+pub async fn rows(engine: &Engine, list: Vec<Member>, parallel: usize) -> Vec<Row> {
     let probes = &Probes::default();
     stream::iter(list)
         .map(|m| async move { row(engine, m, probes).await })
-        .buffered(8)
+        .buffered(parallel)
         .collect()
         .await
 }
@@ -125,16 +126,16 @@ fn expiry_column(row: &Row) -> String {
     }
 }
 
-pub async fn run(global: &Global, json: bool) -> anyhow::Result<i32> {
+pub async fn ps(global: &Global, json: bool) -> anyhow::Result<ExitStatus> {
     let project = super::project_name(global)?;
     let engine = super::connect(global).await?;
     let list = members(&engine, &project).await?;
-    let rows = rows(&engine, list).await;
+    let rows = rows(&engine, list, global.parallel).await;
     if json {
         for row in &rows {
             println!("{}", serde_json::to_string(row)?);
         }
-        return Ok(0);
+        return Ok(ExitStatus::Success);
     }
     let table: Vec<[String; 7]> = rows
         .iter()
@@ -177,7 +178,7 @@ pub async fn run(global: &Global, json: bool) -> anyhow::Result<i32> {
     if rows.is_empty() {
         eprintln!("project `{project}` has no containers");
     }
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
 #[cfg(test)]

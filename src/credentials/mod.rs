@@ -8,15 +8,15 @@ use serde_json::Value;
 
 use crate::secret::Secret;
 
-pub mod deliver;
+pub(crate) mod deliver;
 pub mod family;
-pub mod holder;
-pub mod identity;
-pub mod login;
+pub(crate) mod holder;
+pub(crate) mod identity;
+pub(crate) mod login;
 mod role;
 pub mod sources;
-pub mod store;
-pub mod sync;
+pub(crate) mod store;
+pub(crate) mod sync;
 
 pub use role::Role;
 

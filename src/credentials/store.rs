@@ -60,11 +60,6 @@ pub enum StoreError {
     NotCredentials { path: PathBuf, reason: String },
 }
 
-/// Reads the host's credentials file.
-pub fn read(path: &Path) -> Result<Credentials, CredentialsError> {
-    Credentials::read_file(path)
-}
-
 /// Replaces the credentials file at `path` with `new`, unless that would lose something.
 ///
 /// Under an exclusive lock on the sibling `PATH.lock` (so that concurrent syncs take

@@ -79,9 +79,10 @@ pub async fn make_leader_refresh(
 ) -> anyhow::Result<()> {
     let marked = mark_expired(current)?;
     leader.write(engine, &marked).await?;
-    let argv = ["claude", "-p", REFRESH_PROMPT, "--max-turns", "1"]
-        .map(String::from)
-        .to_vec();
+    let argv = crate::smoke::claude_print_argv(
+        ["--max-turns".to_string(), "1".to_string()],
+        Some(REFRESH_PROMPT),
+    );
     let done = crate::engine::exec_streaming(engine, &leader.id, argv, None, Some(timeout), |_| {})
         .await?;
     match done.exit_code {

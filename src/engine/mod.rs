@@ -5,7 +5,7 @@ pub mod archive;
 mod container;
 mod error;
 mod info;
-pub mod retry;
+pub(crate) mod retry;
 mod stream;
 
 pub use container::ContainerConfig;
@@ -20,9 +20,8 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, ExecConfig, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     BuildImageOptions, ContainerArchiveInfoOptions, CreateContainerOptions,
-    DownloadFromContainerOptions, EventsOptions, ListContainersOptions, ListNetworksOptions,
-    ListVolumesOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
-    UploadToContainerOptions,
+    DownloadFromContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -346,19 +345,6 @@ impl Engine {
         }
     }
 
-    /// The gateway address of a network: the host's own address on it.
-    pub async fn network_gateway(&self, name: &str) -> Result<Option<String>> {
-        let network = self
-            .docker
-            .inspect_network(name, None)
-            .await
-            .map_err(|e| EngineError::from_bollard("inspect network", name, e))?;
-        Ok(network
-            .ipam
-            .and_then(|i| i.config)
-            .and_then(|c| c.into_iter().find_map(|c| c.gateway)))
-    }
-
     /// Creates a bridge network with labels; one that already exists (a racing create) is fine.
     pub async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
         let request = NetworkCreateRequest {
@@ -428,46 +414,11 @@ impl Engine {
             .map_err(|e| EngineError::from_bollard("remove volume", name, e))
     }
 
-    /// The engine's event log between two instants (unix seconds), as raw JSON values.
-    ///
-    /// Used by tests and `doctor` to check what the engine recorded, e.g. that no secret
-    /// travelled in an exec's argv.
-    pub async fn events(&self, since: i64, until: i64) -> Result<Vec<serde_json::Value>> {
-        let options = EventsOptions {
-            since: Some(since.to_string()),
-            until: Some(until.to_string()),
-            filters: None,
-        };
-        let events: Vec<_> = self
-            .docker
-            .events(Some(options))
-            .map_err(|e| EngineError::from_bollard("read events of", &self.endpoint, e))
-            .try_collect()
-            .await?;
-        Ok(events
-            .into_iter()
-            .filter_map(|e| serde_json::to_value(e).ok())
-            .collect())
-    }
-
     /// Builds an image from an uncompressed tar build context (its `Dockerfile` at the
-    /// root), tagging it `tag`. Each line the builder prints goes to `progress`.
+    /// root) sent as a stream of chunks, so a large context (a 400 MB `claude`) is sent as
+    /// it is read instead of held in memory; a chunk that is an error aborts the upload.
+    /// Tags it `tag`; each line the builder prints goes to `progress`.
     pub async fn build_image(
-        &self,
-        context: Vec<u8>,
-        tag: &str,
-        labels: HashMap<String, String>,
-        progress: impl FnMut(&str) + Send,
-    ) -> Result<()> {
-        let context = futures::stream::once(futures::future::ready(Ok(Bytes::from(context))));
-        self.build_image_streamed(context, tag, labels, progress)
-            .await
-    }
-
-    /// [`Engine::build_image`] with the context as a stream of chunks, so a large context
-    /// (a 400 MB `claude`) is sent as it is read instead of held in memory. A chunk that
-    /// is an error aborts the upload.
-    pub async fn build_image_streamed(
         &self,
         context: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
         tag: &str,

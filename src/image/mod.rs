@@ -3,10 +3,10 @@
 //! data, then stream it to the engine. `commands::image` drives these steps.
 
 pub mod claude;
-pub mod context;
-pub mod deps;
-pub mod elf;
-pub mod tag;
+pub(crate) mod context;
+pub(crate) mod deps;
+pub(crate) mod elf;
+pub(crate) mod tag;
 
 pub mod label {
     //! Labels on the images claunch builds: what decides whether a rebuild is needed.

@@ -24,7 +24,7 @@ impl Reporter for JsonReporter {
     }
 
     fn warn(&self, message: &str) {
-        emit(&json!({"event": "warning", "message": message}));
+        super::json_warning(message);
     }
 
     fn info(&self, message: &str) {

@@ -67,6 +67,23 @@ pub trait Reporter: Send + Sync {
     fn info(&self, message: &str);
 }
 
+/// One JSON object on a line of its own on stdout (`--json` output of a data command).
+pub fn json_line(value: &impl Serialize) {
+    use std::io::Write as _;
+    let line = serde_json::to_string(value)
+        .unwrap_or_else(|e| format!(r#"{{"event":"error","message":"{e}"}}"#));
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// A warning under `--json`: an object on stderr, so stdout holds only the data.
+pub fn json_warning(message: &str) {
+    eprintln!(
+        "{}",
+        serde_json::json!({"event": "warning", "message": message})
+    );
+}
+
 /// The reporter fitting where output goes: JSON lines, a terminal, or plain lines.
 pub fn pick(json: bool) -> Arc<dyn Reporter> {
     if json {

@@ -2,6 +2,7 @@
 //! cloud's CLI, the value on stdin, never in argv), or print it base64-encoded for an
 //! environment variable. Needs no claunch.yaml.
 
+use crate::commands::ExitStatus;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// The variable named in the hint of `--to env` unless `--name` says.
 const DEFAULT_VAR: &str = "CLAUDE_CREDENTIALS";
 
-/// The command line of `creds export`, free of clap.
+/// What `creds export` was asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct ExportOptions {
     /// `aws_secret`, `gcp_secret`, `azure_secret` or `env`.
@@ -34,7 +35,7 @@ pub struct ExportOptions {
     pub from: Option<PathBuf>,
 }
 
-pub async fn run(o: ExportOptions) -> anyhow::Result<i32> {
+pub async fn export(o: ExportOptions) -> anyhow::Result<ExitStatus> {
     let target = target(&o)?;
     let from = match &o.from {
         Some(path) => path.clone(),
@@ -60,7 +61,7 @@ pub async fn run(o: ExportOptions) -> anyhow::Result<i32> {
             "the login from {} went to stdout, base64-encoded: it is a secret, keep it out of logs and shell history\n  use it: export {var}=\"$(claunch creds export --to env)\", and `credentials: {{env: {var}}}` in claunch.yaml\n  note: claunch cannot write a refreshed login back to a variable; a secrets manager can keep it current",
             from.display()
         );
-        return Ok(0);
+        return Ok(ExitStatus::Success);
     };
     let describe = spec.describe();
     let expiry = left.map_or_else(|| "no expiry".to_owned(), credentials::describe_remaining);
@@ -82,7 +83,7 @@ pub async fn run(o: ExportOptions) -> anyhow::Result<i32> {
             from.display()
         ),
     }
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
 /// The store named by the flags; `None` for `--to env`.

@@ -1,6 +1,7 @@
 //! `claunch creds sync|push|status`: keep a fleet's login alive without restarts, and tell
 //! monitoring what will break and when.
 
+use crate::commands::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,11 @@ struct Held {
     file: Result<Credentials, String>,
 }
 
-async fn gather(engine: &Engine, list: Vec<Member>) -> Vec<Result<Held, (String, String)>> {
+async fn gather(
+    engine: &Engine,
+    list: Vec<Member>,
+    parallel: usize,
+) -> Vec<Result<Held, (String, String)>> {
     let probes = Probes::default();
     stream::iter(list.into_iter().filter(Member::running))
         .map(|m| {
@@ -50,7 +55,7 @@ async fn gather(engine: &Engine, list: Vec<Member>) -> Vec<Result<Held, (String,
                 })
             }
         })
-        .buffered(8)
+        .buffered(parallel)
         .collect()
         .await
 }
@@ -68,6 +73,7 @@ async fn sync_once(
     engine: &Engine,
     spec: &Spec,
     only: Option<&str>,
+    parallel: usize,
     r: &dyn Reporter,
 ) -> anyhow::Result<(Login, bool)> {
     let mut login = sources::fetch(spec, r).await?;
@@ -79,7 +85,7 @@ async fn sync_once(
             .collect(),
         None => all.clone(),
     };
-    let held = gather(engine, all).await;
+    let held = gather(engine, all, parallel).await;
     let mut ok = true;
     for failure in held.iter().filter_map(|h| h.as_ref().err()) {
         r.warn(&format!("{}: {}", failure.0, failure.1));
@@ -154,7 +160,7 @@ async fn sync_once(
                 }
             }
         })
-        .buffer_unordered(8)
+        .buffer_unordered(parallel)
         .collect()
         .await;
     ok &= written.into_iter().all(|w| w);
@@ -169,16 +175,20 @@ fn is_current(have: &Result<Credentials, String>, want: &Credentials) -> bool {
     })
 }
 
-pub async fn sync(global: &Global, o: SyncOptions, r: Arc<dyn Reporter>) -> anyhow::Result<i32> {
+pub async fn sync(
+    global: &Global,
+    o: SyncOptions,
+    r: Arc<dyn Reporter>,
+) -> anyhow::Result<ExitStatus> {
     let spec = super::load_spec(global)?;
     let engine = super::connect(global).await?;
     if !o.watch {
-        let (_, ok) = sync_once(&engine, &spec, None, r.as_ref()).await?;
-        return Ok(i32::from(!ok));
+        let (_, ok) = sync_once(&engine, &spec, None, global.parallel, r.as_ref()).await?;
+        return Ok(ExitStatus::failed_if(!ok));
     }
     let mut stop = Box::pin(shutdown());
     loop {
-        let (login, _) = match sync_once(&engine, &spec, None, r.as_ref()).await {
+        let (login, _) = match sync_once(&engine, &spec, None, global.parallel, r.as_ref()).await {
             Ok(v) => v,
             Err(e) => {
                 r.warn(&format!(
@@ -193,7 +203,7 @@ pub async fn sync(global: &Global, o: SyncOptions, r: Arc<dyn Reporter>) -> anyh
                 let left = c.summary.expires_in_ms(credentials::now_ms()).unwrap_or(0);
                 let ahead = i64::try_from(o.ahead.as_millis()).unwrap_or(i64::MAX);
                 if left <= ahead {
-                    refresh_now(&engine, &spec, c, r.as_ref()).await;
+                    refresh_now(&engine, &spec, c, global.parallel, r.as_ref()).await;
                     continue_after(o.interval)
                 } else {
                     let until_ahead =
@@ -207,7 +217,7 @@ pub async fn sync(global: &Global, o: SyncOptions, r: Arc<dyn Reporter>) -> anyh
             () = tokio::time::sleep(wait) => {}
             () = &mut stop => {
                 r.info("interrupted: the fleet's login is as the last sync left it");
-                return Ok(0);
+                return Ok(ExitStatus::Success);
             }
         }
     }
@@ -218,11 +228,17 @@ fn continue_after(interval: Duration) -> Duration {
 }
 
 /// Nothing refreshed in time: make the leader refresh, then the next pass spreads it.
-async fn refresh_now(engine: &Engine, spec: &Spec, current: &Credentials, r: &dyn Reporter) {
+async fn refresh_now(
+    engine: &Engine,
+    spec: &Spec,
+    current: &Credentials,
+    parallel: usize,
+    r: &dyn Reporter,
+) {
     let Ok(all) = members(engine, &spec.project).await else {
         return;
     };
-    let held = gather(engine, all).await;
+    let held = gather(engine, all, parallel).await;
     let Some(leader) = held
         .iter()
         .filter_map(|h| h.as_ref().ok())
@@ -261,7 +277,7 @@ pub async fn push(
     global: &Global,
     target: Option<&str>,
     r: Arc<dyn Reporter>,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<ExitStatus> {
     let spec = super::load_spec(global)?;
     let engine = super::connect(global).await?;
     if let Some(t) = target {
@@ -273,8 +289,8 @@ pub async fn push(
     }
     // A push first adopts what the leader may have refreshed, so a newer login in a
     // container is never replaced by the older one in the source.
-    let (_, ok) = sync_once(&engine, &spec, target, r.as_ref()).await?;
-    Ok(i32::from(!ok))
+    let (_, ok) = sync_once(&engine, &spec, target, global.parallel, r.as_ref()).await?;
+    Ok(ExitStatus::failed_if(!ok))
 }
 
 #[derive(Debug, Clone)]
@@ -361,7 +377,7 @@ pub fn judge(
     e
 }
 
-pub async fn status(global: &Global, o: StatusOptions) -> anyhow::Result<i32> {
+pub async fn status(global: &Global, o: StatusOptions) -> anyhow::Result<ExitStatus> {
     let spec = super::load_spec(global)?;
     let now = credentials::now_ms();
     let quiet = crate::report::PlainReporter;
@@ -376,7 +392,12 @@ pub async fn status(global: &Global, o: StatusOptions) -> anyhow::Result<i32> {
             .map_or_else(|| format!("{e:#}"), sources::SourceError::detail)),
     };
     let engine = super::connect(global).await?;
-    let held = gather(&engine, members(&engine, &spec.project).await?).await;
+    let held = gather(
+        &engine,
+        members(&engine, &spec.project).await?,
+        global.parallel,
+    )
+    .await;
     let leader_running = held
         .iter()
         .any(|h| h.as_ref().is_ok_and(|h| h.role == Role::Leader));
@@ -459,8 +480,8 @@ pub async fn status(global: &Global, o: StatusOptions) -> anyhow::Result<i32> {
         }
     }
     Ok(match worst {
-        Level::Ok => 0,
-        Level::Warning => 1,
-        Level::Critical => 2,
+        Level::Ok => ExitStatus::Success,
+        Level::Warning => ExitStatus::Failure,
+        Level::Critical => ExitStatus::Critical,
     })
 }

@@ -31,6 +31,7 @@ pub struct Fleet<'a> {
     pub login: Option<&'a Login>,
     pub options: &'a DoctorOptions,
     pub probes: Probes,
+    pub parallel: usize,
 }
 
 /// What the fleet checks found, by where they are printed.
@@ -120,7 +121,7 @@ impl Fleet<'_> {
                         (m.id.clone(), holding, checks)
                     }
                 })
-                .buffered(8)
+                .buffered(self.parallel)
                 .collect()
                 .await;
         let holdings: Vec<Holding> = examined.iter().filter_map(|e| e.1.clone()).collect();

@@ -7,6 +7,7 @@ mod holders;
 mod host;
 mod judge;
 
+use crate::commands::ExitStatus;
 use serde::Serialize;
 
 use crate::commands::Global;
@@ -118,7 +119,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Runs every check, prints them, and returns 1 when one failed (warnings alone are 0).
-pub async fn run(global: &Global, options: &DoctorOptions) -> anyhow::Result<i32> {
+pub async fn doctor(global: &Global, options: &DoctorOptions) -> anyhow::Result<ExitStatus> {
     let checks = diagnose(global, options).await;
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     if options.json {
@@ -138,7 +139,7 @@ pub async fn run(global: &Global, options: &DoctorOptions) -> anyhow::Result<i32
             if warns == 1 { "" } else { "s" }
         );
     }
-    Ok(i32::from(!ok))
+    Ok(ExitStatus::failed_if(!ok))
 }
 
 /// Host first, then the engine, then the containers; each part runs whatever the others
@@ -178,6 +179,7 @@ pub async fn diagnose(global: &Global, options: &DoctorOptions) -> Vec<Check> {
                 login: login.as_ref(),
                 options,
                 probes: crate::credentials::holder::Probes::default(),
+                parallel: global.parallel,
             };
             let found = fleet.check().await;
             host_checks.extend(found.holders);

@@ -1,6 +1,7 @@
 //! `claunch up`: converge the fleet. Plan in plain data, then create, deliver credentials,
 //! start and smoke-test each replica, several at a time, reporting as it goes.
 
+use crate::commands::ExitStatus;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -36,7 +37,6 @@ pub struct UpOptions {
     pub agents: Vec<String>,
     pub scale: Vec<String>,
     pub no_smoke: bool,
-    pub parallel: usize,
     pub force_recreate: bool,
     pub remove_orphans: bool,
 }
@@ -74,11 +74,11 @@ struct Shared {
     interrupt: Arc<Interrupt>,
 }
 
-pub async fn run(
+pub async fn up(
     global: &Global,
     options: UpOptions,
     reporter: Arc<dyn Reporter>,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
     let mut spec = super::load_spec(global)?;
     apply_scale(&mut spec, &options.scale)?;
@@ -151,7 +151,7 @@ pub async fn run(
         work: mut tasks,
         ..
     } = plan;
-    let parallel = options.parallel.max(1);
+    let parallel = global.parallel.max(1);
     let mut results: Vec<(String, Status)> = stream::iter(removals)
         .map(|a| remove(shared.clone(), a))
         .buffer_unordered(parallel)
@@ -195,10 +195,12 @@ pub async fn run(
             not_started.len(),
             if not_started.is_empty() { "none".to_string() } else { not_started.join(", ") }
         ));
-        return Ok(130);
+        return Ok(ExitStatus::Interrupted);
     }
     results.extend(changed.iter().cloned());
-    Ok(i32::from(results.iter().any(|(_, s)| *s != Status::Done)))
+    Ok(ExitStatus::failed_if(
+        results.iter().any(|(_, s)| *s != Status::Done),
+    ))
 }
 
 fn agent_names(spec: &Spec) -> String {

@@ -306,13 +306,10 @@ pub async fn smoke_test(
     smoke: &crate::config::SmokeSpec,
     r: &dyn Reporter,
 ) -> Verdict {
-    let argv = vec![
-        "claude".to_string(),
-        "-p".to_string(),
-        smoke.prompt.clone(),
-        "--max-turns".to_string(),
-        smoke.max_turns.to_string(),
-    ];
+    let argv = smoke::claude_print_argv(
+        ["--max-turns".to_string(), smoke.max_turns.to_string()],
+        Some(&smoke.prompt),
+    );
     // An engine error is retried like any other step's: a smoke test may run twice.
     let result = retry(
         |_| r.step(name, Step::Retry),
