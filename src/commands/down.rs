@@ -56,8 +56,10 @@ pub async fn down(
         .await;
     let mut ok = results.iter().all(|b| *b);
     let owned = [(label::PROJECT, project.as_str()), (label::MANAGED, "true")];
-    for (_, name) in engine.list_networks(&owned).await? {
-        match remove_network(&engine, &name).await {
+    // By id: a race may have left two networks of one name, and `down` removes both.
+    for network in engine.list_networks(&owned).await? {
+        let name = network.name;
+        match remove_network(&engine, &network.id).await {
             Ok(()) => r.info(&format!("network {name} removed")),
             Err(e) => {
                 ok = false;

@@ -70,6 +70,25 @@ pub struct ImageInfo {
     pub size_bytes: Option<u64>,
 }
 
+/// A network as `list` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkListing {
+    pub id: String,
+    pub name: String,
+    /// RFC 3339, as the engine writes it: sorts in time order.
+    pub created: String,
+}
+
+impl From<bollard::models::Network> for NetworkListing {
+    fn from(n: bollard::models::Network) -> Self {
+        Self {
+            id: n.id.unwrap_or_default(),
+            name: n.name.unwrap_or_default(),
+            created: n.created.unwrap_or_default(),
+        }
+    }
+}
+
 /// Which engine answers, and which API version was negotiated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineVersion {
@@ -133,7 +152,7 @@ impl From<ContainerInspectResponse> for ContainerInfo {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|m| Mount {
-                    kind: m.typ.map(|t| t.to_string()).unwrap_or_default(),
+                    kind: m.typ.unwrap_or_default(),
                     source: m.source.unwrap_or_default(),
                     destination: m.destination.unwrap_or_default(),
                 })

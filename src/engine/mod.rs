@@ -10,7 +10,10 @@ mod stream;
 
 pub use container::ContainerConfig;
 pub use error::{EngineError, Result};
-pub use info::{ContainerInfo, ContainerListing, ContainerState, EngineVersion, ImageInfo, Mount};
+pub use info::{
+    ContainerInfo, ContainerListing, ContainerState, EngineVersion, ImageInfo, Mount,
+    NetworkListing,
+};
 pub use stream::{exec_streaming, Finished, Lines};
 
 use std::collections::HashMap;
@@ -137,11 +140,15 @@ impl Engine {
             .map_err(|e| EngineError::from_bollard("create container", name, e))
     }
 
+    /// Starts a container; one already running (a racing `up` started it) is fine.
     pub async fn start_container(&self, id: &str) -> Result<()> {
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(|e| EngineError::from_bollard("start container", id, e))
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(e) => match EngineError::from_bollard("start container", id, e) {
+                e if e.status() == Some(304) => Ok(()),
+                e => Err(e),
+            },
+        }
     }
 
     pub async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
@@ -315,12 +322,26 @@ impl Engine {
         }))
     }
 
-    /// Networks carrying all the given labels: (id, name).
-    pub async fn list_networks(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
+    /// Networks carrying all the given labels.
+    pub async fn list_networks(&self, labels: &[(&str, &str)]) -> Result<Vec<NetworkListing>> {
         let filters = HashMap::from([(
             "label".to_string(),
             labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         )]);
+        self.networks(filters).await
+    }
+
+    /// Every network named exactly `name`: the engine allows several, and two racing
+    /// creates make them.
+    pub async fn networks_named(&self, name: &str) -> Result<Vec<NetworkListing>> {
+        // The engine's name filter matches substrings: keep the exact ones.
+        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
+        let mut found = self.networks(filters).await?;
+        found.retain(|n| n.name == name);
+        Ok(found)
+    }
+
+    async fn networks(&self, filters: HashMap<String, Vec<String>>) -> Result<Vec<NetworkListing>> {
         let options = ListNetworksOptions {
             filters: Some(filters),
         };
@@ -329,37 +350,26 @@ impl Engine {
             .list_networks(Some(options))
             .await
             .map_err(|e| EngineError::from_bollard("list networks", "", e))?;
-        Ok(networks
-            .into_iter()
-            .map(|n| (n.id.unwrap_or_default(), n.name.unwrap_or_default()))
-            .collect())
+        Ok(networks.into_iter().map(NetworkListing::from).collect())
     }
 
-    pub async fn network_exists(&self, name: &str) -> Result<bool> {
-        match self.docker.inspect_network(name, None).await {
-            Ok(_) => Ok(true),
-            Err(e) => match EngineError::from_bollard("inspect network", name, e) {
-                e if e.is_not_found() => Ok(false),
-                e => Err(e),
-            },
-        }
-    }
-
-    /// Creates a bridge network with labels; one that already exists (a racing create) is fine.
-    pub async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
+    /// Creates a bridge network with labels and returns its id.
+    pub async fn create_network(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<String> {
         let request = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
             labels: Some(labels),
             ..Default::default()
         };
-        match self.docker.create_network(request).await {
-            Ok(_) => Ok(()),
-            Err(e) => match EngineError::from_bollard("create network", name, e) {
-                e if e.is_conflict() => Ok(()),
-                e => Err(e),
-            },
-        }
+        self.docker
+            .create_network(request)
+            .await
+            .map(|created| created.id)
+            .map_err(|e| EngineError::from_bollard("create network", name, e))
     }
 
     pub async fn remove_network(&self, name: &str) -> Result<()> {

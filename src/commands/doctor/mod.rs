@@ -33,6 +33,7 @@ pub enum Status {
 /// One finding: where (`host`, `engine` or a container's name), what was checked, how it
 /// went, and the fix when it did not go well. Messages never hold a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(clippy::struct_field_names)] // `check` is a key of the `--json` output
 pub struct Check {
     pub scope: String,
     pub check: String,

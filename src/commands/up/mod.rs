@@ -70,6 +70,9 @@ struct Shared {
     /// The login; a leader's refresh during `up` replaces it before followers are made.
     login: RwLock<Login>,
     agents: HashMap<String, Arc<Prepared>>,
+    /// Each network's id by name: containers join by id, so a duplicate made by a racing
+    /// `up` can never make their network ambiguous.
+    networks: HashMap<String, String>,
     smoke: bool,
     interrupt: Arc<Interrupt>,
 }
@@ -133,7 +136,13 @@ pub async fn up(
         ));
     }
 
-    ensure_networks_and_volumes(&engine, &spec, agents.values().map(|p| &p.agent)).await?;
+    let networks = ensure_networks_and_volumes(
+        &engine,
+        &spec,
+        agents.values().map(|p| &p.agent),
+        &*reporter,
+    )
+    .await?;
 
     let shared = Arc::new(Shared {
         engine,
@@ -141,6 +150,7 @@ pub async fn up(
         reporter: reporter.clone(),
         login: RwLock::new(login),
         agents,
+        networks,
         smoke: !options.no_smoke,
         interrupt: Interrupt::listen(),
     });

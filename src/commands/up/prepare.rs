@@ -12,6 +12,7 @@ use crate::credentials::deliver::{self, Payload};
 use crate::credentials::login::Login;
 use crate::engine::Engine;
 use crate::fleet::{self, label};
+use crate::report::Reporter;
 use crate::secret::Secret;
 
 pub(super) async fn prepare(
@@ -92,11 +93,13 @@ pub(super) fn check_volumes(spec: &Spec, agent: &AgentSpec) -> anyhow::Result<()
     Ok(())
 }
 
+/// Makes the agents' networks and named volumes exist, and returns each network's id by name.
 pub(super) async fn ensure_networks_and_volumes<'a>(
     engine: &Engine,
     spec: &Spec,
     agents: impl Iterator<Item = &'a AgentSpec>,
-) -> anyhow::Result<()> {
+    r: &dyn Reporter,
+) -> anyhow::Result<HashMap<String, String>> {
     let labels = |extra: &[(&str, &str)]| -> HashMap<String, String> {
         let mut m = HashMap::from([
             (label::PROJECT.to_string(), spec.project.clone()),
@@ -123,13 +126,44 @@ pub(super) async fn ensure_networks_and_volumes<'a>(
             }
         }
     }
-    for name in &networks {
-        if !engine.network_exists(name).await? {
-            engine.create_network(name, labels(&[])).await?;
-        }
+    let mut ids = HashMap::new();
+    for name in networks {
+        let id = ensure_network(engine, &name, labels(&[]), r).await?;
+        ids.insert(name, id);
     }
     for name in &volumes {
         engine.create_volume(name, labels(&[])).await?;
     }
-    Ok(())
+    Ok(ids)
+}
+
+/// The one network named `name`, made if missing. The engine allows several networks of
+/// one name, and two `up`s racing each make one: every racer then lists them after its own
+/// create and keeps the same one, the oldest, and duplicates are removed (also ones an
+/// earlier race left behind), so the project is never left with an ambiguous name.
+async fn ensure_network(
+    engine: &Engine,
+    name: &str,
+    labels: HashMap<String, String>,
+    r: &dyn Reporter,
+) -> anyhow::Result<String> {
+    if engine.networks_named(name).await?.is_empty() {
+        engine.create_network(name, labels).await?;
+    }
+    let mut found = engine.networks_named(name).await?;
+    found.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
+    let Some(keep) = found.first().cloned() else {
+        bail!("network {name} was removed while `up` made it (a `claunch down` running at the same time?)\n  hint: run `claunch up` again");
+    };
+    for duplicate in &found[1..] {
+        // Another racer may be removing it too, or a container of an older race may
+        // still use it: neither is a failure of this `up`.
+        if let Err(e) = engine.remove_network(&duplicate.id).await {
+            r.warn(&format!(
+                "network {name} exists twice; could not remove the duplicate {}: {e}",
+                &duplicate.id[..12.min(duplicate.id.len())]
+            ));
+        }
+    }
+    Ok(keep.id)
 }

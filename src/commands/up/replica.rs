@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _};
 use super::{failed, Prepared, Shared, Status};
 use crate::credentials::deliver::{self, Layout, Payload};
 use crate::credentials::Role;
-use crate::engine::retry::{backoff, retry, RETRIES};
+use crate::engine::retry::retry;
 use crate::engine::{self, Lines};
 use crate::engine::{Engine, Output};
 use crate::fleet::Member;
@@ -156,9 +156,20 @@ pub(super) async fn create_and_start(
     let r = shared.reporter.as_ref();
     let engine = &shared.engine;
     r.step(name, Step::Create);
-    let config =
+    let mut config =
         fleet::container_config(&shared.spec, &prepared.agent, replica, &prepared.hash, role);
-    let id = create(engine, r, name, config, &prepared.hash).await?;
+    if let Some(id) = shared.networks.get(&config.network) {
+        config.network.clone_from(id);
+    }
+    let id = create(
+        engine,
+        r,
+        name,
+        config,
+        &shared.spec.project,
+        &prepared.hash,
+    )
+    .await?;
     let result = async {
         r.step(name, Step::Credentials);
         let layout = layout_for(shared, prepared, &id, name).await?;
@@ -212,36 +223,37 @@ pub(super) fn payload(
     (creds, files)
 }
 
-/// Creates the container; when a retried create finds its name taken by a container it
-/// made itself (same labels), that one is used instead of failing.
+/// Creates the container. Its name taken means another create got there first: this
+/// create's own earlier try whose answer was lost, or a racing `claunch up` of the same
+/// project. Then the container found is looked at rather than failing: the same project
+/// and config make it the one to use.
 pub(super) async fn create(
     engine: &Engine,
     r: &dyn Reporter,
     name: &str,
     config: crate::engine::ContainerConfig,
+    project: &str,
     hash: &str,
 ) -> anyhow::Result<String> {
-    let mut attempt = 0;
-    loop {
-        match engine.create_container(name, config.clone()).await {
-            Ok(id) => return Ok(id),
-            Err(e) if e.is_conflict() && attempt > 0 => {
-                let existing = engine.inspect_container(name).await?;
-                if existing.labels.get(label::CONFIG_HASH).map(String::as_str) == Some(hash) {
-                    return Ok(existing.id);
-                }
-                return Err(e.into());
-            }
-            Err(e) if e.is_conflict() => {
+    let created = retry(
+        |_| r.step(name, Step::Retry),
+        || engine.create_container(name, config.clone()),
+    )
+    .await;
+    match created {
+        Ok(id) => Ok(id),
+        Err(e) if e.is_conflict() => {
+            let existing = engine.inspect_container(name).await?;
+            let label = |key: &str| existing.labels.get(key).map(String::as_str);
+            if label(label::PROJECT) != Some(project) {
                 bail!("{e}\n  hint: a container named {name} exists but is not this project's: remove or rename it")
             }
-            Err(e) if e.is_transient() && attempt < RETRIES => {
-                attempt += 1;
-                r.step(name, Step::Retry);
-                tokio::time::sleep(backoff(attempt)).await;
+            if label(label::CONFIG_HASH) != Some(hash) {
+                bail!("{e}\n  hint: another `claunch up` of this project made {name} from another config at the same time: run `claunch up` again once it has finished")
             }
-            Err(e) => return Err(e.into()),
+            Ok(existing.id)
         }
+        Err(e) => Err(e.into()),
     }
 }
 
