@@ -277,7 +277,17 @@ fn millis_from_float(f: f64) -> i64 {
 }
 
 /// Now, in epoch milliseconds.
+///
+/// Debug builds (the tests') take `CLAUNCH_NOW_MS` instead when it is set, so a test can
+/// pin the clock that expiry and uptime are judged by; release builds never read it.
 pub fn now_ms() -> i64 {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("CLAUNCH_NOW_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return ms;
+    }
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, with its set-up: everything the tests need that a fresh machine
+# lacks is installed first (Debian's busybox-static for the test images, moto and the AWS
+# CLI for the secrets-manager tests, cargo-nextest, the real claude CLI from PyPI, cached
+# in ~/.cache/claunch), then `cargo nextest run` with the arguments given.
+# Needs a running Docker engine: the tests fail, never skip, without one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! dpkg -s busybox-static >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq busybox-static
+fi
+# Pinned; pip caches them.
+if ! python3 -c 'import moto, awscli' >/dev/null 2>&1 || ! command -v moto_server >/dev/null 2>&1; then
+  python3 -m pip install --quiet 'moto[server]==5.2.1' 'awscli==1.45.11'
+fi
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+# The binary and the API and OAuth stand-ins the end-to-end tests start.
+cargo build --all-targets --examples
+bash examples/demo/fetch-claude.sh
+exec cargo nextest run "$@"
