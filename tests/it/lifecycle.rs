@@ -1,9 +1,8 @@
 //! ps, logs, down, init, completions and the errors people hit first, run as a user would.
 
-mod support;
-
 use predicates::prelude::*;
-use support::{image, rt, Image, Project};
+
+use crate::support::{self, image, rt, Image, Project};
 
 fn one_agent(p: &Project) {
     p.login();

@@ -8,7 +8,7 @@
 //! CI runs proptest's default of 256 cases per property. A longer run:
 //!
 //! ```sh
-//! PROPTEST_CASES=100000 cargo nextest run --test fuzz --no-capture
+//! PROPTEST_CASES=100000 cargo nextest run --test it fuzz:: --no-capture
 //! ```
 //!
 //! (Failures are not persisted to files: proptest prints the minimal failing input,
@@ -755,7 +755,7 @@ fn run_adversarial(kind: &str, names: Vec<&'static str>) {
     for name in names {
         let mut child = std::process::Command::new(&exe)
             .args([
-                "adversarial_child",
+                "fuzz::adversarial_child",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",
