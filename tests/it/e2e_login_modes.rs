@@ -2,12 +2,8 @@
 //! `Authorization: Bearer …` and an API key as `x-api-key`, both delivered as files, in no
 //! env var and nowhere in `docker inspect`.
 
-#[path = "support/real.rs"]
-mod real;
-mod support;
-
-use real::{agent_image, StandIn};
-use support::{engine, fake_token, rt, Project};
+use crate::support::real::{agent_image, StandIn};
+use crate::support::{engine, fake_token, rt, Project};
 
 fn config(api: &StandIn, credentials: &str) -> String {
     format!(

@@ -12,7 +12,6 @@
 //! that a client retrying each step a few times always gets through: with a budget
 //! below the client's attempts, a test of "converges despite faults" cannot flake on an
 //! unlucky draw, whatever order concurrent requests arrive in.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

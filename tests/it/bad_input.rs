@@ -2,10 +2,6 @@
 //! pinned, nothing asked of the engine), crafted archive streams fed to the read-back,
 //! and containers that replace their credentials file with something hostile.
 
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,7 +14,8 @@ use bytes::Bytes;
 use claunch::engine::archive::{self, ReadBackError};
 use claunch::engine::EngineError;
 use futures::StreamExt;
-use support::{image, login_json, now_ms, Image, Project};
+
+use crate::support::{self, image, login_json, now_ms, proxy, Image, Project};
 
 /// What one bounded run of the binary gave.
 struct Ran {

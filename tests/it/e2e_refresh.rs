@@ -4,12 +4,6 @@
 //! exactly once, through its leader; `creds sync --watch` keeps it alive across more
 //! expiries; nobody is left holding a dead refresh token.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/real.rs"]
-mod real;
-mod support;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,10 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use claunch::fleet::label;
-use moto::Moto;
-use real::{agent_image, StandIn};
 use serde_json::{json, Value};
-use support::{engine, fake_token, now_ms, rt, Project};
+
+use crate::support::moto::Moto;
+use crate::support::real::{agent_image, StandIn};
+use crate::support::{self, engine, fake_token, now_ms, rt, Project};
 
 const HOUR: i64 = 3_600_000;
 const CA_IN_CONTAINER: &str = "/etc/claunch-test-ca.pem";

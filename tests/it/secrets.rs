@@ -1,9 +1,7 @@
 //! No token anywhere: not in claunch's output, `docker inspect`, container env or labels,
 //! mounts, the engine's events (where exec argv shows) or the containers' logs.
 
-mod support;
-
-use support::{image, rt, Image, Project};
+use crate::support::{self, image, rt, Image, Project};
 
 fn text(out: &std::process::Output) -> String {
     format!(

@@ -1,6 +1,5 @@
 //! A local moto server (the AWS API stand-in of `PyPI`'s `moto[server]`) and the real AWS
 //! CLI pointed at it, for the secrets-manager tests. Missing either fails the test.
-#![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

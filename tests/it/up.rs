@@ -1,10 +1,9 @@
 //! `claunch up` against the real engine: where the credentials land, with which owner and
 //! mode, before the image's command starts; convergence; and smoke failures.
 
-mod support;
-
 use predicates::prelude::*;
-use support::{image, Image, Project};
+
+use crate::support::{self, image, Image, Project};
 
 fn yaml(image: &str, user: Option<&str>, replicas: u32) -> String {
     let user = user

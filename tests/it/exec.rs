@@ -1,13 +1,12 @@
 //! `claunch exec`: output streams as it comes, exit codes pass through, fan-out prefixes
 //! every line and sums up.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use predicates::prelude::*;
-use support::{image, Image, Project};
+
+use crate::support::{image, Image, Project};
 
 fn fleet(test: &str, replicas: u32) -> Project {
     let p = Project::new(test);

@@ -1,7 +1,6 @@
 //! The real Claude Code CLI and the local Messages API stand-in, for the end-to-end
 //! tests: the CLI fetched once (or `CLAUNCH_CLAUDE_BIN`) and packed with `claunch image
 //! build`; the stand-in run as a child process that dies with its test.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -118,7 +117,7 @@ pub fn agent_image() -> String {
 
 /// The `api_standin` example, built by `cargo build --examples` next to this test binary.
 fn standin_bin() -> PathBuf {
-    // target/<profile>/deps/e2e_real_cli-<hash> → target/<profile>/examples/api_standin
+    // target/<profile>/deps/it-<hash> → target/<profile>/examples/api_standin
     let from_exe = std::env::current_exe().ok().and_then(|exe| {
         exe.parent()?
             .parent()

@@ -1,9 +1,11 @@
 //! ps, logs, down, init, completions and the errors people hit first, run as a user would.
 
-mod support;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use predicates::prelude::*;
-use support::{image, rt, Image, Project};
+
+use crate::support::{self, image, rt, Image, Project};
 
 fn one_agent(p: &Project) {
     p.login();
@@ -175,4 +177,139 @@ fn completions_and_help_work() {
             .success()
             .stdout(predicate::str::contains("Examples:"));
     }
+    check_help_snapshots();
+}
+
+/// Every command whose `--help` is pinned in `tests/it/snapshots/help/`: the top level is
+/// `claunch.txt`, a subcommand its path (`up.txt`, `creds/sync.txt`).
+const HELP_PAGES: &[&[&str]] = &[
+    &[],
+    &["up"],
+    &["exec"],
+    &["ps"],
+    &["logs"],
+    &["down"],
+    &["init"],
+    &["creds"],
+    &["creds", "sync"],
+    &["creds", "push"],
+    &["creds", "status"],
+    &["creds", "export"],
+    &["doctor"],
+    &["image"],
+    &["image", "build"],
+    &["completions"],
+];
+
+fn help_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots/help")
+}
+
+fn help_file(path: &[&str]) -> String {
+    if path.is_empty() {
+        "claunch.txt".into()
+    } else {
+        format!("{}.txt", path.join("/"))
+    }
+}
+
+/// `claunch PATH --help` as a user reads it in a 100-column pipe: no terminal, no
+/// environment (an env var behind an option would show its value).
+fn help_page(path: &[&str]) -> Vec<u8> {
+    let out = assert_cmd::Command::cargo_bin("claunch")
+        .unwrap()
+        .args(path)
+        .arg("--help")
+        .env_clear()
+        .env("COLUMNS", "100")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "claunch {} --help: {out:?}",
+        path.join(" ")
+    );
+    out.stdout
+}
+
+/// The subcommands a help page lists under `Commands:`, but clap's own `help`.
+fn listed_subcommands(page: &str) -> Vec<String> {
+    page.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        // A name is indented by two; a wrapped description by more.
+        .filter_map(|l| l.strip_prefix("  ").filter(|rest| !rest.starts_with(' ')))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Compares each page of [`HELP_PAGES`] byte for byte with its snapshot (`CLAUNCH_BLESS`
+/// rewrites them), and fails on a listed subcommand without one or a snapshot of none.
+fn check_help_snapshots() {
+    let bless = std::env::var_os("CLAUNCH_BLESS").is_some();
+    let dir = help_dir();
+    let known: BTreeSet<String> = HELP_PAGES.iter().map(|p| help_file(p)).collect();
+    let mut problems = Vec::new();
+    for path in HELP_PAGES {
+        let page = help_page(path);
+        let file = dir.join(help_file(path));
+        if bless {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, &page).unwrap();
+        }
+        let expected = std::fs::read(&file).unwrap_or_default();
+        if page != expected {
+            problems.push(format!(
+                "claunch {} --help differs from {}\n--- expected\n{}\n--- actual\n{}",
+                path.join(" "),
+                file.display(),
+                String::from_utf8_lossy(&expected),
+                String::from_utf8_lossy(&page)
+            ));
+        }
+        for sub in listed_subcommands(&String::from_utf8_lossy(&page)) {
+            let mut sub_path = path.to_vec();
+            sub_path.push(&sub);
+            if !known.contains(&help_file(&sub_path)) {
+                problems.push(format!(
+                    "claunch {} has no help snapshot: add it to HELP_PAGES",
+                    sub_path.join(" ")
+                ));
+            }
+        }
+    }
+    let mut on_disk = Vec::new();
+    let mut dirs = vec![dir.clone()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                on_disk.push(path);
+            }
+        }
+    }
+    for file in on_disk {
+        let name = file.strip_prefix(&dir).unwrap().display().to_string();
+        if !known.contains(&name) {
+            if bless {
+                std::fs::remove_file(&file).unwrap();
+            } else {
+                problems.push(format!(
+                    "{} is the snapshot of no command in HELP_PAGES",
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n(to take what claunch prints now: CLAUNCH_BLESS=1 cargo nextest run --test it \
+         lifecycle::completions_and_help_work, then read the diff)",
+        problems.join("\n\n")
+    );
 }

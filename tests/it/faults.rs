@@ -6,10 +6,6 @@
 //! replica, no container running without its credentials, no container created and
 //! never started; and a rerun converges.
 
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
-
 use std::collections::{BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -20,8 +16,9 @@ use std::time::{Duration, Instant};
 use claunch::engine::Engine;
 use claunch::fleet::label;
 use futures::StreamExt;
-use proxy::{Fault, Proxy, Rule};
-use support::{image, rt, Image, Project};
+
+use crate::support::proxy::{Fault, Proxy, Rule};
+use crate::support::{self, image, rt, Image, Project};
 
 /// The most any one `claunch` run here may take before the test calls it hung.
 const RUN_LIMIT: Duration = Duration::from_secs(150);

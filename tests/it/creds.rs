@@ -1,14 +1,13 @@
 //! Keeping a fleet's login alive, with a stand-in claude: one leader holds the refresh
 //! token, followers hold the access token alone; `creds sync` takes what the leader's
 //! claude wrote back to the source and spreads it; containers are not trusted.
-//! (The real CLI refreshing against a token endpoint is in `tests/e2e_refresh.rs`.)
-
-mod support;
+//! (The real CLI refreshing against a token endpoint is in `e2e_refresh.rs`.)
 
 use std::os::unix::fs::PermissionsExt;
 
 use predicates::prelude::*;
-use support::{fake_token, image, login_json, now_ms, Image, Project};
+
+use crate::support::{self, fake_token, image, login_json, now_ms, Image, Project};
 
 const HOUR: i64 = 3_600_000;
 

@@ -1,7 +1,10 @@
 //! What the integration tests share: the real engine (or a loud failure), test images built
 //! FROM scratch with busybox and a stand-in `claude`, a throwaway project per test with
 //! fake credentials, and a sweep by label when the test ends.
-#![allow(dead_code)]
+
+pub mod moto;
+pub mod proxy;
+pub mod real;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

@@ -4,19 +4,16 @@
 //! apart. Needs a Docker engine, busybox-static, the CLI (fetched once, see
 //! `real::claude_bin`) and `cargo build --examples`; missing any of them fails.
 
-#[path = "support/real.rs"]
-mod real;
-mod support;
-
 use std::fmt::Write as _;
 
 use claunch::engine::archive::{self, Entry};
 use claunch::secret::Secret;
 use claunch::smoke::{self, Verdict};
 use predicates::prelude::*;
-use real::{agent_image, claude_bin, StandIn};
 use serde_json::Value;
-use support::{engine, fake_token, now_ms, rt, Project};
+
+use crate::support::real::{agent_image, claude_bin, StandIn};
+use crate::support::{self, engine, fake_token, now_ms, real, rt, Project};
 
 const HELLO: &str = "Hello from the claunch API stand-in.";
 const NOT_LOGGED_IN: &str = "Not logged in · Please run /login\n";

@@ -2,10 +2,9 @@
 //! of the guide's troubles (and claunch's own: the rotation bug, root without
 //! `IS_SANDBOX`) is found, named and given its fix.
 
-mod support;
-
 use serde_json::Value;
-use support::{image, Image, Project};
+
+use crate::support::{self, image, Image, Project};
 
 fn yaml(image: &str, replicas: u32) -> String {
     format!(

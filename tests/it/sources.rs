@@ -5,16 +5,11 @@
 //! (tests/fixtures/bin) that accept only the argv the real CLIs would get. Every error has
 //! its message and fix, and no token reaches claunch's output or a child's argv.
 
-#[path = "support/moto.rs"]
-mod moto;
-mod support;
-
 use std::path::{Path, PathBuf};
-
 use std::time::{Duration, Instant};
 
-use moto::Moto;
-use support::{fake_token, image, login_json, now_ms, Image, Project};
+use crate::support::moto::Moto;
+use crate::support::{self, fake_token, image, login_json, now_ms, Image, Project};
 
 const HOUR: i64 = 3_600_000;
 const CREDS: &str = "/home/agent/.claude/.credentials.json";

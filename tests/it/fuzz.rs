@@ -8,7 +8,7 @@
 //! CI runs proptest's default of 256 cases per property. A longer run:
 //!
 //! ```sh
-//! PROPTEST_CASES=100000 cargo nextest run --test fuzz --no-capture
+//! PROPTEST_CASES=100000 cargo nextest run --test it fuzz:: --no-capture
 //! ```
 //!
 //! (Failures are not persisted to files: proptest prints the minimal failing input,
@@ -704,12 +704,20 @@ fn credentials_cases() -> Vec<(&'static str, Vec<u8>)> {
 
 const CHILD_CASE: &str = "CLAUNCH_FUZZ_CASE";
 
-/// Not a test on its own: the body of the child process each adversarial case runs in.
+/// Not a test on its own: the body of the child process each adversarial case runs in,
+/// which `run_adversarial` starts as `it fuzz::adversarial_child --exact --ignored` with
+/// the case in `CLAUNCH_FUZZ_CASE`.
 #[test]
+#[ignore = "a child process: the_*_survives_adversarial_inputs_in_bounded_time run it, one \
+            case each, as `it fuzz::adversarial_child --exact --ignored` with \
+            CLAUNCH_FUZZ_CASE=KIND:NAME"]
 fn adversarial_child() {
-    let Ok(case) = std::env::var(CHILD_CASE) else {
-        return;
-    };
+    let case = std::env::var(CHILD_CASE).unwrap_or_else(|_| {
+        panic!(
+            "{CHILD_CASE} is not set: this is the child of \
+             the_*_survives_adversarial_inputs_in_bounded_time, which runs it once per case"
+        )
+    });
     cap_memory();
     let started = std::time::Instant::now();
     let (kind, name) = case.split_once(':').unwrap();
@@ -755,8 +763,9 @@ fn run_adversarial(kind: &str, names: Vec<&'static str>) {
     for name in names {
         let mut child = std::process::Command::new(&exe)
             .args([
-                "adversarial_child",
+                "fuzz::adversarial_child",
                 "--exact",
+                "--ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -792,6 +801,14 @@ fn run_adversarial(kind: &str, names: Vec<&'static str>) {
                 tail(&out),
                 tail(&err)
             )),
+            // A filter that matches no test exits 0 too: the case must have run.
+            Some(_) if !out.contains("test result: ok. 1 passed") => {
+                failed.push(format!(
+                    "{name}: the child ran no case: {} {}",
+                    tail(&out),
+                    tail(&err)
+                ));
+            }
             Some(_) if took > Duration::from_secs(5) => {
                 failed.push(format!("{name}: took {took:?}"));
             }

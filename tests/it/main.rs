@@ -1,0 +1,18 @@
+//! The integration tests, one binary (`it`): each module is one area of claunch run end to
+//! end against the real Docker engine, sharing what is in `support`.
+
+mod support;
+
+mod bad_input;
+mod creds;
+mod doctor;
+mod e2e_login_modes;
+mod e2e_real_cli;
+mod e2e_refresh;
+mod exec;
+mod faults;
+mod fuzz;
+mod lifecycle;
+mod secrets;
+mod sources;
+mod up;
