@@ -285,15 +285,9 @@ fn a_setup_token_is_shared_and_warned_about_only_near_its_end() {
         );
         assert!(f["claudeAiOauth"].get("refreshToken").is_none());
     }
-    let engine = support::engine();
     for (name, id) in p.containers() {
-        let inspect = support::rt()
-            .block_on(engine.inspect_container(&id))
-            .unwrap();
-        assert!(
-            !serde_json::to_string(&inspect).unwrap().contains(&token),
-            "token in inspect of {name}"
-        );
+        let inspect = support::docker_inspect(&id).to_string();
+        assert!(!inspect.contains(&token), "token in inspect of {name}");
     }
     p.claunch()
         .env("TEST_SETUP_TOKEN", &token)
@@ -335,11 +329,8 @@ fn an_api_key_goes_in_a_file_read_by_api_key_helper() {
         settings["apiKeyHelper"],
         "cat /home/agent/.claude/claunch-api-key"
     );
-    let engine = support::engine();
-    let inspect = support::rt()
-        .block_on(engine.inspect_container(&p.containers()[0].1))
-        .unwrap();
-    assert!(!serde_json::to_string(&inspect).unwrap().contains(&key));
+    let inspect = support::docker_inspect(&p.containers()[0].1).to_string();
+    assert!(!inspect.contains(&key));
 }
 
 #[test]

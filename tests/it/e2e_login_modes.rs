@@ -16,13 +16,12 @@ fn config(api: &StandIn, credentials: &str) -> String {
 fn assert_not_in_inspect(p: &Project, secret: &str) {
     let engine = engine();
     for (name, id) in p.containers() {
-        let inspect = rt().block_on(engine.inspect_container(&id)).unwrap();
-        let json = serde_json::to_string(&inspect).unwrap();
+        let json = crate::support::docker_inspect(&id).to_string();
         assert!(
             !json.contains(secret),
             "the secret is in docker inspect of {name}"
         );
-        let env = inspect.config.and_then(|c| c.env).unwrap_or_default();
+        let env = rt().block_on(engine.inspect_container(&id)).unwrap().env;
         assert!(
             !env.iter().any(|e| e.contains(secret)),
             "the secret is in {name}'s env"

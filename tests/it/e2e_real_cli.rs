@@ -40,18 +40,20 @@ fn text(bytes: &[u8]) -> String {
 
 /// Each container's address on its network, as the stand-in sees it as the peer.
 fn addresses(p: &Project) -> Vec<(String, String)> {
-    let engine = engine();
     p.containers()
         .into_iter()
         .map(|(name, id)| {
-            let inspect = rt().block_on(engine.inspect_container(&id)).unwrap();
-            let networks = inspect
-                .network_settings
-                .and_then(|n| n.networks)
-                .unwrap_or_default();
-            let ip = networks
-                .values()
-                .find_map(|n| n.ip_address.clone().filter(|ip| !ip.is_empty()));
+            let inspect = support::docker_inspect(&id);
+            let ip = inspect["NetworkSettings"]["Networks"]
+                .as_object()
+                .and_then(|networks| {
+                    networks.values().find_map(|n| {
+                        n["IPAddress"]
+                            .as_str()
+                            .filter(|ip| !ip.is_empty())
+                            .map(str::to_string)
+                    })
+                });
             (name, ip.unwrap_or_else(|| panic!("{id} has no address")))
         })
         .collect()
@@ -89,8 +91,7 @@ fn image_build_packs_the_real_cli_with_nothing_else_and_reuses_it() {
     );
 
     let image = rt().block_on(engine().inspect_image(&tag)).unwrap();
-    let config = image.config.unwrap();
-    let labels = config.labels.unwrap_or_default();
+    let labels = &image.labels;
     let digest = rt()
         .block_on(claunch::image::claude::sha256(&claude_bin()))
         .unwrap();
@@ -99,10 +100,7 @@ fn image_build_packs_the_real_cli_with_nothing_else_and_reuses_it() {
         labels.get("claunch.claude-version"),
         Some(&real::claude_version())
     );
-    assert!(
-        config.user.unwrap_or_default().is_empty(),
-        "root by default"
-    );
+    assert!(image.user.is_none(), "root by default");
 
     let p = Project::new("real-image");
     p.login();
@@ -387,7 +385,7 @@ fn image_build_adds_claude_on_top_of_a_base() {
     assert!(build().contains("already holds this claude"));
 
     let image = rt().block_on(engine().inspect_image(tag)).unwrap();
-    let labels = image.config.unwrap().labels.unwrap_or_default();
+    let labels = image.labels;
     assert_eq!(
         labels.get("claunch.base").map(String::as_str),
         Some(base.as_str())

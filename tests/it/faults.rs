@@ -62,17 +62,7 @@ fn states(engine: &Engine, project: &str) -> Vec<(String, String)> {
     let list = rt()
         .block_on(engine.list_containers(&[(label::PROJECT, project)]))
         .unwrap();
-    let mut out: Vec<(String, String)> = list
-        .into_iter()
-        .map(|c| {
-            (
-                c.names.unwrap_or_default()[0]
-                    .trim_start_matches('/')
-                    .to_string(),
-                c.state.map(|s| s.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect();
+    let mut out: Vec<(String, String)> = list.into_iter().map(|c| (c.name, c.state)).collect();
     out.sort();
     out
 }
@@ -755,10 +745,12 @@ impl SecondEngine {
         );
         let context = tar.into_inner().unwrap();
         let tag = "claunch-test/agent:second-engine".to_string();
-        rt().block_on(
-            self.engine()
-                .build_image(context, &tag, HashMap::new(), |_| {}),
-        )
+        rt().block_on(support::build_image(
+            &self.engine(),
+            context,
+            &tag,
+            HashMap::new(),
+        ))
         .unwrap_or_else(|e| panic!("building the test image on the second engine: {e}"));
         tag
     }
@@ -783,13 +775,13 @@ impl Drop for SecondEngine {
                     .block_on(engine.list_containers(&[]))
                     .unwrap_or_default()
                 {
-                    let _ = rt().block_on(engine.remove_container(&c.id.unwrap_or_default()));
+                    let _ = rt().block_on(engine.remove_container(&c.id));
                 }
-                for (_, name) in rt()
+                for network in rt()
                     .block_on(engine.list_networks(&[(label::MANAGED, "true")]))
                     .unwrap_or_default()
                 {
-                    let _ = rt().block_on(engine.remove_network(&name));
+                    let _ = rt().block_on(engine.remove_network(&network.id));
                 }
             }
             let mut child = self.child.take().unwrap();

@@ -52,9 +52,7 @@ fn down_removes_exactly_the_projects_containers_and_network() {
         .success()
         .stdout(predicate::str::contains("network"));
     assert!(p.containers().is_empty());
-    assert!(!rt()
-        .block_on(engine.network_exists(&format!("{}_default", p.name)))
-        .unwrap());
+    assert!(!support::network_exists(&format!("{}_default", p.name)));
     assert_eq!(other.containers().len(), 1, "another project is left alone");
     assert!(
         rt().block_on(engine.inspect_container(&id)).is_ok(),
@@ -67,13 +65,26 @@ fn down_removes_exactly_the_projects_containers_and_network() {
 fn ps_and_logs_show_the_fleet() {
     let p = Project::new("ps");
     one_agent(&p);
+    let expires_at = support::now_ms() + 8 * 3_600_000;
+    p.write_credentials(&support::login_json(
+        &support::fake_token("oat"),
+        &support::fake_token("ort"),
+        expires_at,
+    ));
     p.claunch().arg("up").assert().success();
-    p.claunch().arg("ps").assert().success().stdout(
-        predicate::str::contains("NAME")
-            .and(predicate::str::contains(format!("{}-agent-1", p.name)))
-            .and(predicate::str::contains("running"))
-            .and(predicate::str::contains("7h5")),
-    );
+    // A pinned clock: 7h55m30s before the login expires.
+    let now = expires_at - (7 * 3_600 + 55 * 60 + 30) * 1000;
+    p.claunch()
+        .arg("ps")
+        .env("CLAUNCH_NOW_MS", now.to_string())
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("NAME")
+                .and(predicate::str::contains(format!("{}-agent-1", p.name)))
+                .and(predicate::str::contains("running"))
+                .and(predicate::str::contains("7h55m")),
+        );
     let out = p.claunch().args(["ps", "--json"]).assert().success();
     let row: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(row["agent"], "agent");

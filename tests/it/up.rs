@@ -3,6 +3,8 @@
 
 use predicates::prelude::*;
 
+use claunch::fleet::label;
+
 use crate::support::{self, image, Image, Project};
 
 fn yaml(image: &str, user: Option<&str>, replicas: u32) -> String {
@@ -175,4 +177,66 @@ fn smoke_failures_are_told_apart_with_their_fix() {
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(stdout.contains("rejected or expired"), "{stdout}");
     assert!(stdout.contains("claude login"), "{stdout}");
+}
+
+/// Scripts start `up` twice at once, and `up` while a `down` runs: whatever the order, the
+/// project ends as one fleet on one network, never wedged on an ambiguous network name.
+#[test]
+fn racing_ups_and_a_down_converge_and_never_wedge() {
+    let p = Project::new("race");
+    p.login();
+    p.write_config(&yaml(&image(Image::Root), None, 3));
+    let spawn = |args: &[&str]| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("claunch"))
+            .args(args)
+            .current_dir(p.dir.path())
+            .env_remove("CLAUNCH_PROJECT")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let network = format!("{}_default", p.name);
+    let networks = || {
+        support::rt()
+            .block_on(support::engine().networks_named(&network))
+            .unwrap()
+            .len()
+    };
+    for round in 0..3 {
+        let racers: Vec<_> = (0..3).map(|_| spawn(&["up"])).collect();
+        for racer in racers {
+            let out = racer.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!err.contains("ambiguous"), "round {round}: {err}");
+        }
+        // Whatever each racer said, the next `up` finds one correct fleet.
+        p.claunch().arg("up").assert().success();
+        assert_eq!(networks(), 1, "round {round}: one network");
+        assert_eq!(p.containers().len(), 3, "round {round}: three replicas");
+        // `up` and `down` at once: then `down` leaves nothing, and `up` works again.
+        let up = spawn(&["up"]);
+        let down = spawn(&["down"]);
+        let _ = up.wait_with_output().unwrap();
+        let _ = down.wait_with_output().unwrap();
+        p.claunch().arg("down").assert().success();
+        assert!(p.containers().is_empty(), "round {round}: no orphan");
+        assert_eq!(networks(), 0, "round {round}: no network left");
+    }
+    // An engine that already holds two networks of the project's name (an older race):
+    // the next `up` repairs it.
+    let labels = std::collections::HashMap::from([
+        (label::PROJECT.to_string(), p.name.clone()),
+        (label::MANAGED.to_string(), "true".to_string()),
+    ]);
+    for _ in 0..2 {
+        support::rt()
+            .block_on(support::engine().create_network(&network, labels.clone()))
+            .unwrap();
+    }
+    assert_eq!(networks(), 2);
+    p.claunch().arg("up").assert().success();
+    assert_eq!(networks(), 1, "the duplicate is gone");
+    p.claunch().arg("down").assert().success();
+    assert_eq!(networks(), 0);
 }

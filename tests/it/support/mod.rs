@@ -20,6 +20,47 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
     RT.get_or_init(|| tokio::runtime::Runtime::new().expect("tokio runtime"))
 }
 
+/// Builds an image on `engine` from an in-memory build context.
+pub async fn build_image(
+    engine: &Engine,
+    context: Vec<u8>,
+    tag: &str,
+    labels: HashMap<String, String>,
+) -> Result<(), claunch::engine::EngineError> {
+    let context = futures::stream::once(futures::future::ready(Ok(bytes::Bytes::from(context))));
+    engine.build_image(context, tag, labels, |_| {}).await
+}
+
+/// The docker CLI against the tests' engine, for what the engine reports raw (the whole
+/// `docker inspect`, its events), as a user would look. Panics when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running docker {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("docker prints UTF-8")
+}
+
+/// `docker inspect` of a container, parsed: everything the engine reports of it.
+pub fn docker_inspect(id: &str) -> serde_json::Value {
+    let text = docker(&["inspect", "--type", "container", id]);
+    let mut list: Vec<serde_json::Value> = serde_json::from_str(&text).expect("inspect is JSON");
+    list.remove(0)
+}
+
+/// The engine test: does a network of that name exist?
+pub fn network_exists(name: &str) -> bool {
+    rt().block_on(engine().networks_named(name))
+        .expect("listing networks")
+        .iter()
+        .any(|n| n.name == name)
+}
+
 /// The engine the tests use. No engine is a failure, never a skip.
 pub fn engine() -> Engine {
     rt().block_on(Engine::connect(None)).unwrap_or_else(|e| {
@@ -158,7 +199,7 @@ pub fn image(kind: Image) -> String {
     }
     let context = tar.into_inner().unwrap();
     let labels = HashMap::from([("claunch.test".to_string(), "image".to_string())]);
-    rt().block_on(engine.build_image(context, &tag, labels, |_| {}))
+    rt().block_on(build_image(&engine, context, &tag, labels))
         .unwrap_or_else(|e| panic!("building test image {tag}: {e}"));
     tag
 }
@@ -227,15 +268,7 @@ impl Project {
         let list = rt()
             .block_on(engine.list_containers(&[(label::PROJECT, &self.name)]))
             .unwrap();
-        let mut out: Vec<(String, String)> = list
-            .into_iter()
-            .map(|c| {
-                (
-                    c.names.unwrap()[0].trim_start_matches('/').to_string(),
-                    c.id.unwrap(),
-                )
-            })
-            .collect();
+        let mut out: Vec<(String, String)> = list.into_iter().map(|c| (c.name, c.id)).collect();
         out.sort();
         out
     }
@@ -280,10 +313,10 @@ pub fn sweep(project: &str) {
             };
             let by = [(label::PROJECT, project.as_str())];
             for c in engine.list_containers(&by).await.unwrap_or_default() {
-                let _ = engine.remove_container(&c.id.unwrap_or_default()).await;
+                let _ = engine.remove_container(&c.id).await;
             }
-            for (_, name) in engine.list_networks(&by).await.unwrap_or_default() {
-                let _ = engine.remove_network(&name).await;
+            for network in engine.list_networks(&by).await.unwrap_or_default() {
+                let _ = engine.remove_network(&network.id).await;
             }
             for name in engine.list_volumes(&by).await.unwrap_or_default() {
                 let _ = engine.remove_volume(&name).await;

@@ -86,7 +86,7 @@ pub fn agent_image() -> String {
         let image_id = || {
             rt().block_on(engine().inspect_image(&tag))
                 .ok()
-                .and_then(|i| i.id)
+                .map(|i| i.id)
         };
         let stamp = std::fs::read_to_string(&stamp_path).unwrap_or_default();
         if let Some(id) = image_id() {
