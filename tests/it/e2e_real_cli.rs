@@ -368,12 +368,16 @@ fn image_build_adds_claude_on_top_of_a_base() {
     let script = support::fixture("claude-standin.sh");
     let tag = "claunch-test/claude-on-base:standin";
     let build = || {
+        // Its layers carry the test images' label (FROM one of them): built under their
+        // lock, and a rebuild's old image removed as theirs are.
+        let _lock = support::image_lock();
         let out = assert_cmd::Command::cargo_bin("claunch")
             .unwrap()
             .args(["image", "build", "--base", &base, "--tag", tag, "--claude"])
             .arg(&script)
             .assert()
             .success();
+        support::remove_dangling_images();
         text(&out.get_output().stdout)
     };
     let first = build();

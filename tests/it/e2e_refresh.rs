@@ -14,7 +14,7 @@ use claunch::fleet::label;
 use serde_json::{json, Value};
 
 use crate::support::moto::Moto;
-use crate::support::real::{agent_image, StandIn};
+use crate::support::real::{self, agent_image, StandIn};
 use crate::support::{self, engine, fake_token, now_ms, rt, Project};
 
 const HOUR: i64 = 3_600_000;
@@ -84,11 +84,7 @@ impl Oauth {
     }
 
     fn records(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("oauth.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        real::json_lines(&self.dir.path().join("oauth.jsonl"))
     }
 
     fn outcomes(&self, outcome: &str) -> usize {

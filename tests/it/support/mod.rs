@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use claunch::engine::Engine;
 use claunch::fleet::label;
+use sha2::Digest as _;
 
 pub fn rt() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -131,7 +132,8 @@ fn busybox() -> Vec<u8> {
 }
 
 /// Builds the test image if the engine does not have it yet; returns its tag. The tag
-/// carries a hash of its contents, so changed fixtures make a new image.
+/// carries a hash of the build context, so a rerun reuses the image and changed fixtures
+/// make a new one (the old one stays, tagged: see README's "Testing").
 pub fn image(kind: Image) -> String {
     let standin = std::fs::read(fixture("claude-standin.sh")).unwrap();
     let (name, user, claude) = match kind {
@@ -161,20 +163,6 @@ pub fn image(kind: Image) -> String {
     if claude {
         files.push(("rootfs/usr/local/bin/claude", standin, 0o755, 0));
     }
-    let digest = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for (p, b, _, _) in &files {
-            p.hash(&mut h);
-            b.hash(&mut h);
-        }
-        h.finish()
-    };
-    let tag = format!("claunch-test/agent:{name}-{digest:x}");
-    let engine = engine();
-    if rt().block_on(engine.inspect_image(&tag)).is_ok() {
-        return tag;
-    }
     let mut tar = tar::Builder::new(Vec::new());
     let add_dir = |tar: &mut tar::Builder<Vec<u8>>, path: &str, uid: u64, mode: u32| {
         let mut h = tar::Header::new_gnu();
@@ -197,11 +185,72 @@ pub fn image(kind: Image) -> String {
         h.set_gid(u64::from(*uid));
         tar.append_data(&mut h, path, &bytes[..]).unwrap();
     }
+    // The headers carry no time: the same files make the same context, byte for byte.
     let context = tar.into_inner().unwrap();
-    let labels = HashMap::from([("claunch.test".to_string(), "image".to_string())]);
-    rt().block_on(build_image(&engine, context, &tag, labels))
-        .unwrap_or_else(|e| panic!("building test image {tag}: {e}"));
+    let digest = sha2::Sha256::digest(&context);
+    let tag = format!("claunch-test/agent:{name}-{}", hex(&digest[..8]));
+    let engine = engine();
+    let _lock = image_lock();
+    if rt().block_on(engine.inspect_image(&tag)).is_err() {
+        let labels = HashMap::from([(TEST_LABEL.0.to_string(), TEST_LABEL.1.to_string())]);
+        rt().block_on(build_image(&engine, context, &tag, labels))
+            .unwrap_or_else(|e| panic!("building test image {tag}: {e}"));
+    }
+    remove_dangling_images();
     tag
+}
+
+/// The label on every image the tests build (and, through `FROM`, on images built on
+/// top of one).
+const TEST_LABEL: (&str, &str) = ("claunch.test", "image");
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Held while a test image is built or the dangling ones are removed: across the test
+/// processes (nextest runs each test in one of its own), so that two never build the
+/// same tag at once (the loser's image would be left untagged) and the sweep never
+/// removes the untagged layer a build in progress has just made.
+pub fn image_lock() -> std::fs::File {
+    let path = std::env::temp_dir().join("claunch-test-images.lock");
+    let lock = std::fs::File::create(&path).expect("creating the test image lock");
+    lock.lock().expect("taking the test image lock");
+    lock
+}
+
+/// Removes the dangling images labelled [`TEST_LABEL`] that no container uses (the
+/// engine refuses to remove one in use): what rebuilding a test image's tag leaves.
+/// Call it holding [`image_lock`].
+pub fn remove_dangling_images() {
+    use bollard::query_parameters::{ListImagesOptions, RemoveImageOptions};
+    let endpoint = engine().endpoint().to_string();
+    rt().block_on(async {
+        let docker = bollard::Docker::connect_with_host(&endpoint)
+            .unwrap()
+            .negotiate_version()
+            .await
+            .unwrap();
+        let filters = HashMap::from([
+            ("dangling".to_string(), vec!["true".to_string()]),
+            (
+                "label".to_string(),
+                vec![format!("{}={}", TEST_LABEL.0, TEST_LABEL.1)],
+            ),
+        ]);
+        let options = ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        for image in docker.list_images(Some(options)).await.unwrap() {
+            let _ = docker
+                .remove_image(&image.id, None::<RemoveImageOptions>, None)
+                .await;
+        }
+    });
 }
 
 pub fn fixture(name: &str) -> PathBuf {

@@ -138,6 +138,17 @@ fn standin_bin() -> PathBuf {
         })
 }
 
+/// The JSON lines a stand-in has appended to its record file so far. A line it is still
+/// writing (a record takes more than one write) is left for the next read.
+pub fn json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// A running `api_standin` listening on every interface of this host, recording each
 /// request; killed when dropped.
 pub struct StandIn {
@@ -185,11 +196,7 @@ impl StandIn {
 
     /// Every request so far, one JSON object each (see `examples/api_standin.rs`).
     pub fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.record)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        json_lines(&self.record)
     }
 
     /// The `POST /v1/messages` requests: one per `claude -p` that reached the API.
