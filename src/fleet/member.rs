@@ -3,9 +3,10 @@
 
 use anyhow::bail;
 
+use super::backend::Backend;
 use super::label;
 use crate::credentials::Role;
-use crate::engine::{ContainerListing, Engine};
+use crate::engine::ContainerListing;
 
 /// A container of the project, as its labels describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +47,13 @@ impl From<ContainerListing> for Member {
 }
 
 /// Every container labelled as the project's, sorted by agent then replica.
-pub async fn members(engine: &Engine, project: &str) -> anyhow::Result<Vec<Member>> {
-    let list = engine.list_containers(&[(label::PROJECT, project)]).await?;
-    let mut out: Vec<Member> = list.into_iter().map(Member::from).collect();
-    out.sort_by(|a, b| (&a.agent, a.replica, &a.name).cmp(&(&b.agent, b.replica, &b.name)));
-    Ok(out)
+pub async fn members(backend: &impl Backend, project: &str) -> anyhow::Result<Vec<Member>> {
+    backend.members(project).await
+}
+
+/// The order members are listed in: by agent, then replica, then name.
+pub(super) fn by_agent_then_replica(a: &Member, b: &Member) -> std::cmp::Ordering {
+    (&a.agent, a.replica, &a.name).cmp(&(&b.agent, b.replica, &b.name))
 }
 
 /// The members a TARGET names: a container name, `<agent>-<n>`, or an agent (all its

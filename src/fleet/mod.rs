@@ -10,8 +10,10 @@ use crate::config::{AgentSpec, Spec};
 use crate::credentials::Role;
 use crate::engine::ContainerConfig;
 
+mod backend;
 mod member;
 
+pub use backend::Backend;
 pub use member::{members, select, Member};
 
 pub mod label {
