@@ -12,6 +12,9 @@ pub struct Desired {
     pub agent: String,
     pub replicas: u32,
     pub config_hash: String,
+    /// The smoke setting's hash when `up` smoke-tests: a running container that has not
+    /// passed this one is tested again. `None` with `--no-smoke` or no smoke test.
+    pub smoke: Option<String>,
 }
 
 /// One decision about one replica, in the order they were made.
@@ -36,6 +39,12 @@ enum Action {
         existing: Member,
     },
     Keep {
+        existing: Member,
+    },
+    /// Up to date and running, but its smoke test has not passed: test it again.
+    Retest {
+        agent: String,
+        replica: u32,
         existing: Member,
     },
     Remove {
@@ -92,6 +101,13 @@ pub enum Work {
         replica: u32,
         existing: Member,
     },
+    /// Up to date and running, but its last smoke test did not pass (or was of another
+    /// `smoke:` setting): test it again, and only that.
+    Retest {
+        agent: String,
+        replica: u32,
+        existing: Member,
+    },
 }
 
 impl Work {
@@ -99,7 +115,8 @@ impl Work {
         match self {
             Self::Create { agent, .. }
             | Self::Recreate { agent, .. }
-            | Self::Start { agent, .. } => agent,
+            | Self::Start { agent, .. }
+            | Self::Retest { agent, .. } => agent,
         }
     }
 
@@ -107,7 +124,8 @@ impl Work {
         match self {
             Self::Create { replica, .. }
             | Self::Recreate { replica, .. }
-            | Self::Start { replica, .. } => *replica,
+            | Self::Start { replica, .. }
+            | Self::Retest { replica, .. } => *replica,
         }
     }
 
@@ -115,7 +133,7 @@ impl Work {
     pub fn role(&self) -> Role {
         match self {
             Self::Create { role, .. } | Self::Recreate { role, .. } => *role,
-            Self::Start { existing, .. } => existing.role,
+            Self::Start { existing, .. } | Self::Retest { existing, .. } => existing.role,
         }
     }
 }
@@ -170,6 +188,15 @@ pub fn plan(desired: &[Desired], observed: &[Member], options: Options) -> Plan 
                 replica,
                 existing,
             } => out.work.push(Work::Start {
+                agent,
+                replica,
+                existing,
+            }),
+            Action::Retest {
+                agent,
+                replica,
+                existing,
+            } => out.work.push(Work::Retest {
                 agent,
                 replica,
                 existing,
@@ -244,6 +271,18 @@ fn decide(desired: &[Desired], observed: &[Member], options: Options) -> Decisio
                     replica,
                     existing: o.clone(),
                 },
+                Some(o)
+                    if want
+                        .smoke
+                        .as_ref()
+                        .is_some_and(|h| !o.smoke.as_ref().is_some_and(|r| r.passed(h))) =>
+                {
+                    Action::Retest {
+                        agent,
+                        replica,
+                        existing: o.clone(),
+                    }
+                }
                 Some(o) => Action::Keep {
                     existing: o.clone(),
                 },
@@ -287,7 +326,10 @@ struct Decisions {
 fn assign_roles(actions: &mut [Action], leader_elsewhere: bool) {
     let mut have_leader = leader_elsewhere;
     for a in actions.iter_mut() {
-        let (Action::Keep { existing } | Action::Start { existing, .. }) = a else {
+        let (Action::Keep { existing }
+        | Action::Start { existing, .. }
+        | Action::Retest { existing, .. }) = a
+        else {
             continue;
         };
         if existing.role == Role::Leader && !have_leader {
@@ -302,9 +344,12 @@ fn assign_roles(actions: &mut [Action], leader_elsewhere: bool) {
     let first_new = actions
         .iter()
         .position(|a| matches!(a, Action::Create { .. } | Action::Recreate { .. }));
-    let first_kept = actions
-        .iter()
-        .position(|a| matches!(a, Action::Keep { .. } | Action::Start { .. }));
+    let first_kept = actions.iter().position(|a| {
+        matches!(
+            a,
+            Action::Keep { .. } | Action::Start { .. } | Action::Retest { .. }
+        )
+    });
     if let Some(Action::Create { role, .. } | Action::Recreate { role, .. }) =
         first_new.map(|i| &mut actions[i])
     {
@@ -316,7 +361,9 @@ fn assign_roles(actions: &mut [Action], leader_elsewhere: bool) {
 
 fn recreate_as(action: &Action, role: Role) -> Action {
     match action {
-        Action::Keep { existing } | Action::Start { existing, .. } => Action::Recreate {
+        Action::Keep { existing }
+        | Action::Start { existing, .. }
+        | Action::Retest { existing, .. } => Action::Recreate {
             agent: existing.agent.clone(),
             replica: existing.replica.unwrap_or(1),
             old: existing.clone(),
@@ -351,6 +398,7 @@ mod tests {
             state: if running { "running" } else { "exited" }.into(),
             image: "img".into(),
             created: 0,
+            smoke: None,
         }
     }
 
@@ -413,7 +461,9 @@ mod tests {
                     role,
                     ..
                 } => format!("recreate {agent}-{replica} {}", role.as_str()),
-                Action::Start { existing, .. } | Action::Keep { existing } => {
+                Action::Start { existing, .. }
+                | Action::Keep { existing }
+                | Action::Retest { existing, .. } => {
                     format!("keep {} {}", existing.name, existing.role.as_str())
                 }
                 Action::Remove { existing, .. } => format!("remove {}", existing.name),
@@ -426,7 +476,38 @@ mod tests {
             agent: agent.into(),
             replicas,
             config_hash: hash.into(),
+            smoke: None,
         }
+    }
+
+    fn smoked(mut o: Member, class: &str, spec: &str) -> Member {
+        o.smoke = Some(crate::smoke::record::Record {
+            class: class.into(),
+            spec: spec.into(),
+            at: 0,
+        });
+        o
+    }
+
+    #[test]
+    fn a_container_that_has_not_passed_this_smoke_test_is_tested_again_and_only_it() {
+        let mut desired = want("a", 4, "h");
+        desired.smoke = Some("s1".into());
+        let have = [
+            smoked(obs("a", 1, "h", true), "passed", "s1"),
+            smoked(obs("a", 2, "h", true), "timed_out", "s1"),
+            smoked(obs("a", 3, "h", true), "passed", "s0"),
+            obs("a", 4, "h", true),
+        ];
+        let p = plan(&[desired.clone()], &have, opts(false, false, false));
+        assert_eq!(
+            kinds(&p),
+            ["keep p-a-1", "retest a-2", "retest a-3", "retest a-4"]
+        );
+        // With --no-smoke, nothing is tested.
+        desired.smoke = None;
+        let p = plan(&[desired], &have, opts(false, false, false));
+        assert!(p.is_noop());
     }
 
     fn kinds(p: &Decisions) -> Vec<String> {
@@ -436,6 +517,7 @@ mod tests {
                 Action::Create { agent, replica, .. } => format!("create {agent}-{replica}"),
                 Action::Recreate { agent, replica, .. } => format!("recreate {agent}-{replica}"),
                 Action::Start { agent, replica, .. } => format!("start {agent}-{replica}"),
+                Action::Retest { agent, replica, .. } => format!("retest {agent}-{replica}"),
                 Action::Keep { existing } => format!("keep {}", existing.name),
                 Action::Remove { existing, reason } => {
                     format!("remove {} {reason:?}", existing.name)

@@ -26,6 +26,11 @@ pub async fn logs(
             .collect(),
         None => all,
     };
+    if chosen.is_empty() {
+        eprintln!("project `{project}` has no containers: no logs to show");
+        return Ok(ExitStatus::Success);
+    }
+    let names: Vec<String> = chosen.iter().map(|m| m.name.clone()).collect();
     let width = if json {
         0
     } else {
@@ -56,9 +61,21 @@ pub async fn logs(
             Output::Stderr(b) => err.push(&b, |l| print(&name, "stderr", l)),
         }
     }
-    for (name, (mut out, mut err)) in buffers {
-        out.finish(|l| print(&name, "stdout", l));
-        err.finish(|l| print(&name, "stderr", l));
+    for (name, (out, err)) in &mut buffers {
+        out.finish(|l| print(name, "stdout", l));
+        err.finish(|l| print(name, "stderr", l));
+    }
+    // Nothing printed for a container is not nothing to say: say so, on stderr.
+    for name in names {
+        let padded = format!("{name:width$}");
+        if !buffers.contains_key(&padded) {
+            let note = format!("{name} has no output yet");
+            if json {
+                report::json_warning(&note);
+            } else {
+                eprintln!("{note}");
+            }
+        }
     }
     Ok(ExitStatus::Success)
 }

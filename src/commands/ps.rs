@@ -9,6 +9,7 @@ use super::{members, Global, Member};
 use crate::credentials::holder::{Held, Holder, Probes};
 use crate::credentials::{self, Summary};
 use crate::engine::Engine;
+use crate::smoke;
 
 #[derive(Debug, Serialize)]
 pub struct Row {
@@ -25,6 +26,8 @@ pub struct Row {
     /// `ok`, `missing`, `invalid: …` or `unknown: …` (container not running, unreadable).
     pub credentials: String,
     pub credentials_summary: Option<Summary>,
+    /// Its last smoke verdict (`passed`, `timed_out`, …), `None` when never tested.
+    pub smoke: Option<String>,
 }
 
 pub async fn rows(engine: &Engine, list: Vec<Member>, parallel: usize) -> Vec<Row> {
@@ -49,7 +52,9 @@ async fn row(engine: &Engine, m: Member, probes: &Probes) -> Row {
         credentials_path: None,
         credentials: String::new(),
         credentials_summary: None,
+        smoke: None,
     };
+    row.smoke = smoke::record::read(engine, &m.id).await.map(|r| r.class);
     let (holder, info) = match Holder::look(engine, &m.id, &m.name, probes).await {
         Ok(found) => found,
         Err(e) => {
@@ -137,7 +142,7 @@ pub async fn ps(global: &Global, json: bool) -> anyhow::Result<ExitStatus> {
         }
         return Ok(ExitStatus::Success);
     }
-    let table: Vec<[String; 7]> = rows
+    let table: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
             [
@@ -148,6 +153,7 @@ pub async fn ps(global: &Global, json: bool) -> anyhow::Result<ExitStatus> {
                 r.image.clone(),
                 r.uptime_secs.map_or_else(|| "-".into(), describe_uptime),
                 expiry_column(r),
+                r.smoke.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
@@ -159,6 +165,7 @@ pub async fn ps(global: &Global, json: bool) -> anyhow::Result<ExitStatus> {
         "IMAGE",
         "UPTIME",
         "CREDENTIALS",
+        "SMOKE",
     ]
     .map(String::from);
     let mut widths = header.clone().map(|h| h.len());

@@ -17,6 +17,7 @@ mod role;
 pub mod sources;
 pub(crate) mod store;
 pub(crate) mod sync;
+pub(crate) mod watcher;
 
 pub use role::Role;
 

@@ -7,6 +7,7 @@ use super::backend::Backend;
 use super::label;
 use crate::credentials::Role;
 use crate::engine::ContainerListing;
+use crate::smoke::record::Record;
 
 /// A container of the project, as its labels describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub struct Member {
     pub image: String,
     /// Unix seconds.
     pub created: i64,
+    /// Its last smoke verdict, when read ([`crate::smoke::record`]): `None` until then,
+    /// or when it has none.
+    pub smoke: Option<Record>,
 }
 
 impl Member {
@@ -42,6 +46,7 @@ impl From<ContainerListing> for Member {
             state: c.state,
             image: c.image,
             created: c.created,
+            smoke: None,
         }
     }
 }

@@ -30,4 +30,10 @@ impl Reporter for JsonReporter {
     fn info(&self, message: &str) {
         emit(&json!({"event": "info", "message": message}));
     }
+
+    fn summary(&self, summary: &super::Summary) {
+        let mut value = json!(summary);
+        value["event"] = json!("summary");
+        emit(&value);
+    }
 }

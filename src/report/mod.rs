@@ -55,6 +55,39 @@ pub enum Outcome {
     },
 }
 
+/// How `up` ended, counted: the last thing it reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub project: String,
+    pub created: usize,
+    pub recreated: usize,
+    /// Stopped ones started again.
+    pub started: usize,
+    /// Running ones smoke-tested again (their last test had not passed).
+    pub retested: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    /// Interrupted before they began.
+    pub not_started: usize,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let changed = self.created + self.recreated + self.started + self.retested;
+        write!(
+            f,
+            "{} containers: {changed} changed, {} up to date",
+            self.project, self.unchanged
+        )?;
+        if self.removed > 0 {
+            write!(f, ", {} removed", self.removed)?;
+        }
+        write!(f, ", {} failed ({:.1}s)", self.failed, self.seconds)
+    }
+}
+
 /// Receives what the core does, as it happens. Implementations must be cheap and never
 /// block the caller for long: they run inside the engine tasks.
 pub trait Reporter: Send + Sync {
@@ -63,8 +96,12 @@ pub trait Reporter: Send + Sync {
     fn output(&self, container: &str, line: &str);
     fn finished(&self, container: &str, outcome: &Outcome);
     fn warn(&self, message: &str);
-    /// A line for the person running claunch (a plan, a summary).
+    /// A line for the person running claunch (a plan, a note).
     fn info(&self, message: &str);
+    /// The counts at the end of `up`.
+    fn summary(&self, summary: &Summary) {
+        self.info(&summary.to_string());
+    }
 }
 
 /// One JSON object on a line of its own on stdout (`--json` output of a data command).

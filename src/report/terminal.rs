@@ -28,8 +28,11 @@ impl TerminalReporter {
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {wide_msg}")
-                        .expect("static template"),
+                    // The elapsed time says that a long wait is a wait, and for how long.
+                    ProgressStyle::with_template(
+                        "{spinner:.cyan} {prefix:.bold} {elapsed:>4.dim} {wide_msg}",
+                    )
+                    .expect("static template"),
                 );
                 bar.set_prefix(container.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
@@ -57,17 +60,23 @@ impl Reporter for TerminalReporter {
 
     fn finished(&self, container: &str, outcome: &Outcome) {
         let bar = self.bar(container);
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:.bold} {wide_msg}").expect("static template"),
-        );
         match outcome {
-            Outcome::Done { detail } => bar.finish_with_message(format!("✔ {detail}")),
+            Outcome::Done { detail } => {
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:.bold} {wide_msg}")
+                        .expect("static template"),
+                );
+                bar.finish_with_message(format!("✔ {detail}"));
+            }
+            // A failure and its hint are printed whole (the terminal wraps them), never cut
+            // to its width as a progress line is.
             Outcome::Failed { message, hint } => {
+                bar.finish_and_clear();
                 let hint = hint
                     .as_deref()
                     .map(|h| format!("\n    hint: {h}"))
                     .unwrap_or_default();
-                bar.finish_with_message(format!("✘ {message}{hint}"));
+                let _ = self.multi.println(format!("{container} ✘ {message}{hint}"));
             }
         }
     }

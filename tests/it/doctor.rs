@@ -149,7 +149,7 @@ fn a_healthy_fleet_passes_every_check_and_text_matches_json() {
         .iter()
         .map(|c| {
             format!(
-                "✔ {}: {} {}",
+                "✔ {}: {} — {}",
                 c["scope"].as_str().unwrap(),
                 c["check"].as_str().unwrap(),
                 c["message"].as_str().unwrap()
@@ -254,7 +254,7 @@ fn a_credentials_file_of_the_wrong_owner_or_none_fails() {
     let text = p.claunch().arg("doctor").assert().failure();
     let stdout = String::from_utf8_lossy(&text.get_output().stdout).into_owned();
     assert!(
-        stdout.contains(&format!("✘ {one}: credentials file owned by 0:0, expected 1000:1000 — fix: claunch up --force-recreate")),
+        stdout.contains(&format!("✘ {one}: credentials file — owned by 0:0, expected 1000:1000 — fix: claunch up --force-recreate")),
         "{stdout}"
     );
 

@@ -58,7 +58,8 @@ fn exit_codes_stdin_prompts_and_flags_pass_through() {
         .args(["exec", "agent-1", "STANDIN:argv", "--output-format", "stream-json", "--max-turns", "2", "--", "--model", "sonnet"])
         .assert()
         .success()
-        .stdout("argv: -p STANDIN:argv --max-turns 2 --output-format stream-json --verbose --model sonnet\n");
+        // The prompt last, after `--`: it is never taken as an option (issue 13).
+        .stdout("argv: -p --max-turns 2 --output-format stream-json --verbose --model sonnet -- STANDIN:argv\n");
     p.claunch()
         .args(["exec", "agent-1", "STANDIN:stderr"])
         .assert()
@@ -69,7 +70,7 @@ fn exit_codes_stdin_prompts_and_flags_pass_through() {
         .assert()
         .code(124)
         .stderr(predicate::str::contains(
-            "did not finish within the timeout",
+            "did not finish within the timeout (1s)",
         ));
     p.claunch()
         .args(["exec", "nope", "hi"])

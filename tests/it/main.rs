@@ -13,6 +13,7 @@ mod exec;
 mod faults;
 mod fuzz;
 mod lifecycle;
+mod newcomer;
 mod secrets;
 mod sources;
 mod up;

@@ -16,6 +16,7 @@ use crate::config::Spec;
 use crate::credentials::holder::{Held as FileHeld, Holder, Probes};
 use crate::credentials::login::Login;
 use crate::credentials::sources;
+use crate::credentials::watcher::{self, Watching};
 use crate::credentials::Role;
 use crate::credentials::{self, family, Credentials, Summary};
 use crate::engine::Engine;
@@ -186,6 +187,15 @@ pub async fn sync(
         let (_, ok) = sync_once(&engine, &spec, None, global.parallel, r.as_ref()).await?;
         return Ok(ExitStatus::failed_if(!ok));
     }
+    // One watcher per project: two would be two refreshers of one login.
+    let _guard = match watcher::acquire(&spec.project)? {
+        Ok(guard) => guard,
+        Err(pid) => bail!(
+            "a `claunch creds sync --watch` already keeps project `{}` logged in{}\n  hint: one watcher per project is enough; stop that one first to start another",
+            spec.project,
+            pid.map_or_else(String::new, |p| format!(" (pid {p})"))
+        ),
+    };
     let mut stop = Box::pin(shutdown());
     loop {
         let (login, _) = match sync_once(&engine, &spec, None, global.parallel, r.as_ref()).await {
@@ -325,6 +335,7 @@ pub fn judge(
     role: Role,
     file: &Result<Credentials, String>,
     leader_running: bool,
+    watch: &Watching,
     o: &StatusOptions,
     now_ms: i64,
 ) -> Entry {
@@ -355,7 +366,7 @@ pub fn judge(
         e.message = if c.summary.has_refresh_token {
             format!("{text}; refreshable")
         } else {
-            format!("{text}; kept fresh from the leader by `creds sync`")
+            format!("{text}; from the leader, {}", watch.describe())
         };
         if !c.summary.has_refresh_token && left_ms <= 0 {
             e.level = Level::Critical;
@@ -401,12 +412,14 @@ pub async fn status(global: &Global, o: StatusOptions) -> anyhow::Result<ExitSta
     let leader_running = held
         .iter()
         .any(|h| h.as_ref().is_ok_and(|h| h.role == Role::Leader));
+    let watch = watcher::watching(&spec.project);
     let mut entries = Vec::new();
     let mut src = judge(
         &format!("source ({})", spec.credentials.describe()),
         Role::Shared,
         &source_file,
         false,
+        &Watching::No,
         &o,
         now,
     );
@@ -422,7 +435,15 @@ pub async fn status(global: &Global, o: StatusOptions) -> anyhow::Result<ExitSta
                 if h.file.as_ref().is_ok_and(|c| c.summary.has_refresh_token) {
                     holders_of_refresh += 1;
                 }
-                let mut e = judge(&h.holder.name, h.role, &h.file, leader_running, &o, now);
+                let mut e = judge(
+                    &h.holder.name,
+                    h.role,
+                    &h.file,
+                    leader_running,
+                    &watch,
+                    &o,
+                    now,
+                );
                 if let (Ok(theirs), Ok(source)) = (&h.file, &source_file) {
                     if h.role == Role::Leader
                         && theirs.summary.expires_at_ms > source.summary.expires_at_ms
@@ -476,7 +497,13 @@ pub async fn status(global: &Global, o: StatusOptions) -> anyhow::Result<ExitSta
                         .map_or_else(String::new, |sc| format!("; {}", sc.join(" ")))
                 )
             });
-            println!("{mark} {} ({}): {}{extra}", e.name, e.role, e.message);
+            // The source's name says that it is the source.
+            let role = if e.role.is_empty() || e.role == "source" {
+                String::new()
+            } else {
+                format!(" ({})", e.role)
+            };
+            println!("{mark} {}{role}: {}{extra}", e.name, e.message);
         }
     }
     Ok(match worst {

@@ -16,6 +16,7 @@ use crate::config::{SmokeSpec, Spec};
 use crate::credentials::deliver::{self, DeliverError};
 use crate::credentials::holder::{Held, Holder, Probes};
 use crate::credentials::login::Login;
+use crate::credentials::watcher::{self, Watching};
 use crate::credentials::Role;
 use crate::credentials::{family, Credentials};
 use crate::engine::Engine;
@@ -269,7 +270,8 @@ impl Fleet<'_> {
             expires_at_ms: c.summary.expires_at_ms,
         });
         if let (true, Some(c), Some(h)) = (full, &creds, &holding) {
-            out.push(login_check(name, c, m.role, ctx.leader_running));
+            let watch = watcher::watching(self.project);
+            out.push(login_check(name, c, m.role, ctx.leader_running, &watch));
             out.push(holders::role(h, ctx.rotating));
             out.extend(holders::versus_source(h, ctx.source.as_ref()));
         }
@@ -293,8 +295,14 @@ async fn version(engine: &Engine, id: &str) -> Result<crate::engine::Finished, S
 }
 
 /// Shape, plan and expiry of the container's file, judged as `creds status` does.
-fn login_check(name: &str, c: &Credentials, role: Role, leader_running: bool) -> Check {
-    let (level, text) = host::expiry(c, role, leader_running);
+fn login_check(
+    name: &str,
+    c: &Credentials,
+    role: Role,
+    leader_running: bool,
+    watch: &Watching,
+) -> Check {
+    let (level, text) = host::expiry(c, role, leader_running, watch);
     let message = format!(
         "{}, access token: {text}",
         c.summary
@@ -317,7 +325,7 @@ fn login_check(name: &str, c: &Credentials, role: Role, leader_running: bool) ->
 }
 
 async fn smoke_check(name: &str, spec: &SmokeSpec, engine: &Engine, id: &str) -> Check {
-    let verdict = crate::commands::up::smoke_test(engine, id, name, spec, &Quiet).await;
+    let verdict = crate::smoke::smoke_test(engine, id, name, spec, &Quiet).await;
     match verdict {
         Verdict::Passed => Check::ok(name, "smoke", "passed: claude answered a real prompt"),
         v => {

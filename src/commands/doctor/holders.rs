@@ -106,7 +106,7 @@ pub fn role(h: &Holding, rotating: bool) -> Check {
             "follower holds a refresh token: when its claude refreshes, the leader and the source are logged out (the rotation bug)",
             format!("claunch creds push {name} (followers get the access token alone)"),
         ),
-        (Role::Follower, false) => Check::ok(name, CHECK, "follower: holds the access token only, kept fresh by `claunch creds sync`"),
+        (Role::Follower, false) => Check::ok(name, CHECK, "follower: holds the access token only; the leader refreshes the login"),
         (Role::Shared, false) => Check::ok(name, CHECK, "shared: holds a login that does not rotate"),
         (Role::Shared, true) => Check::ok(name, CHECK, "shared: holds the whole login, refresh token included"),
     }

@@ -10,6 +10,7 @@ use crate::commands::creds::{self, Level, StatusOptions};
 use crate::commands::Global;
 use crate::config::{self, ConfigError, CredentialsSpec, Spec};
 use crate::credentials::login::Login;
+use crate::credentials::watcher::Watching;
 use crate::credentials::Role;
 use crate::credentials::{self, Credentials, MAX_FILE_BYTES};
 use crate::secret::Secret;
@@ -297,7 +298,7 @@ fn login(shown: &str, c: &Credentials, out: &mut Vec<Check>) {
         ),
     ));
     out.push(scopes(HOST, c));
-    let (level, text) = expiry(c, Role::Shared, false);
+    let (level, text) = expiry(c, Role::Shared, false, &Watching::No);
     let message = format!("access token: {text}");
     out.push(match level {
         Level::Ok => Check::ok(HOST, "expiry", message),
@@ -346,7 +347,12 @@ pub fn scopes(scope: &str, c: &Credentials) -> Check {
 }
 
 /// How soon the login breaks and whether anyone can refresh it, as `creds status` judges.
-pub fn expiry(c: &Credentials, role: Role, leader_running: bool) -> (Level, String) {
+pub fn expiry(
+    c: &Credentials,
+    role: Role,
+    leader_running: bool,
+    watch: &Watching,
+) -> (Level, String) {
     let o = StatusOptions {
         json: false,
         warn: Duration::from_secs(3_600),
@@ -357,6 +363,7 @@ pub fn expiry(c: &Credentials, role: Role, leader_running: bool) -> (Level, Stri
         role,
         &Ok(c.clone()),
         leader_running,
+        watch,
         &o,
         credentials::now_ms(),
     );

@@ -94,7 +94,7 @@ impl Check {
             Status::Warn => "⚠",
             Status::Fail => "✘",
         };
-        let mut line = format!("{mark} {}: {} {}", self.scope, self.check, self.message);
+        let mut line = format!("{mark} {}: {} — {}", self.scope, self.check, self.message);
         if let Some(fix) = &self.fix {
             line.push_str(" — fix: ");
             line.push_str(fix);
@@ -254,7 +254,7 @@ mod tests {
         );
         assert_eq!(
             c.line(),
-            "✘ demo-agent-1: credentials file owned by 0:0, expected 1000:1000 — fix: claunch up --force-recreate"
+            "✘ demo-agent-1: credentials file — owned by 0:0, expected 1000:1000 — fix: claunch up --force-recreate"
         );
         let c = Check::ok(
             "host",
@@ -263,7 +263,7 @@ mod tests {
         );
         assert_eq!(
             c.line(),
-            "✔ host: credentials file ~/.claude/.credentials.json exists, 0600"
+            "✔ host: credentials file — ~/.claude/.credentials.json exists, 0600"
         );
     }
 

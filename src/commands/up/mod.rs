@@ -14,8 +14,6 @@ mod leader;
 mod prepare;
 mod replica;
 
-pub use replica::smoke_test;
-
 use leader::leader_first;
 use prepare::{ensure_networks_and_volumes, prepare};
 use replica::converge;
@@ -29,8 +27,10 @@ use crate::interrupt::Interrupt;
 
 use crate::credentials::sources;
 use crate::engine::retry::retry;
+use crate::fleet;
 use crate::plan::{self, Desired, Removal, RemoveReason};
-use crate::report::{Outcome, Reporter, Step};
+use crate::report::{Outcome, Reporter, Step, Summary};
+use crate::smoke;
 
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
@@ -39,6 +39,26 @@ pub struct UpOptions {
     pub no_smoke: bool,
     pub force_recreate: bool,
     pub remove_orphans: bool,
+}
+
+/// Which kind of work a replica had, for the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WorkKind {
+    Create,
+    Recreate,
+    Start,
+    Retest,
+}
+
+impl WorkKind {
+    fn of(work: &plan::Work) -> Self {
+        match work {
+            plan::Work::Create { .. } => Self::Create,
+            plan::Work::Recreate { .. } => Self::Recreate,
+            plan::Work::Start { .. } => Self::Start,
+            plan::Work::Retest { .. } => Self::Retest,
+        }
+    }
 }
 
 /// How one container's part of `up` ended.
@@ -109,7 +129,10 @@ pub async fn up(
         agents.insert(prepared.agent.name.clone(), Arc::new(prepared));
     }
 
-    let observed: Vec<Member> = members(&engine, &spec.project).await?;
+    let mut observed: Vec<Member> = members(&engine, &spec.project).await?;
+    if !options.no_smoke {
+        read_smoke_records(&engine, &mut observed, &agents, global.parallel).await;
+    }
     let desired: Vec<Desired> = spec
         .agents
         .iter()
@@ -118,6 +141,12 @@ pub async fn up(
             agent: p.agent.name.clone(),
             replicas: p.agent.replicas,
             config_hash: p.hash.clone(),
+            smoke: p
+                .agent
+                .smoke
+                .as_ref()
+                .filter(|_| !options.no_smoke)
+                .map(smoke::record::spec_hash),
         })
         .collect();
     let plan_options = plan::Options {
@@ -162,6 +191,13 @@ pub async fn up(
         ..
     } = plan;
     let parallel = global.parallel.max(1);
+    let kinds: HashMap<String, WorkKind> = tasks
+        .iter()
+        .map(|w| {
+            let name = fleet::container_name(&shared.spec.project, w.agent(), w.replica());
+            (name, WorkKind::of(w))
+        })
+        .collect();
     let mut results: Vec<(String, Status)> = stream::iter(removals)
         .map(|a| remove(shared.clone(), a))
         .buffer_unordered(parallel)
@@ -190,15 +226,26 @@ pub async fn up(
         .filter(|(_, s)| *s == Status::NotStarted)
         .map(|(n, _)| n.as_str())
         .collect();
-    let summary = format!(
-        "{} containers: {} changed, {} up to date, {} failed ({:.1}s)",
-        shared.spec.project,
-        count(Status::Done),
-        kept,
-        count(Status::Failed),
-        started.elapsed().as_secs_f64()
-    );
-    reporter.info(&summary);
+    let done_as = |kind: WorkKind| {
+        changed
+            .iter()
+            .filter(|(n, s)| *s == Status::Done && kinds.get(n) == Some(&kind))
+            .count()
+    };
+    let removed = results.iter().filter(|(_, s)| *s == Status::Done).count() - kept;
+    reporter.summary(&Summary {
+        project: shared.spec.project.clone(),
+        created: done_as(WorkKind::Create),
+        recreated: done_as(WorkKind::Recreate),
+        started: done_as(WorkKind::Start),
+        retested: done_as(WorkKind::Retest),
+        removed,
+        unchanged: kept,
+        failed: count(Status::Failed)
+            + results.iter().filter(|(_, s)| *s == Status::Failed).count(),
+        not_started: count(Status::NotStarted),
+        seconds: started.elapsed().as_secs_f64(),
+    });
     if shared.interrupt.is_set() {
         reporter.info(&format!(
             "interrupted: {} not started ({}); every running container has its credentials; run `claunch up` again to finish",
@@ -262,6 +309,24 @@ async fn remove(shared: Arc<Shared>, Removal { existing, reason }: Removal) -> (
             (existing.name, Status::Failed)
         }
     }
+}
+
+/// Reads the smoke verdict of each running container of the agents being converged.
+async fn read_smoke_records(
+    engine: &Engine,
+    observed: &mut [Member],
+    agents: &HashMap<String, Arc<Prepared>>,
+    parallel: usize,
+) {
+    stream::iter(
+        observed
+            .iter_mut()
+            .filter(|m| m.running() && agents.contains_key(&m.agent)),
+    )
+    .for_each_concurrent(parallel, |m| async move {
+        m.smoke = smoke::record::read(engine, &m.id).await;
+    })
+    .await;
 }
 
 fn failed(message: &str, hint: Option<&str>) -> Outcome {

@@ -2,7 +2,7 @@
 //! removed again if it fails before it starts.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 
@@ -10,8 +10,8 @@ use super::{failed, Prepared, Shared, Status};
 use crate::credentials::deliver::{self, Layout, Payload};
 use crate::credentials::Role;
 use crate::engine::retry::retry;
-use crate::engine::{self, Lines};
-use crate::engine::{Engine, Output};
+
+use crate::engine::Engine;
 use crate::fleet::Member;
 use crate::fleet::{self, label};
 use crate::plan::Work;
@@ -19,25 +19,40 @@ use crate::report::{Outcome, Reporter, Step};
 use crate::secret::Secret;
 use crate::smoke::{self, Verdict};
 
+/// What happens to a container before its smoke test.
+enum Before {
+    Make {
+        replace: Option<Member>,
+    },
+    Restart(Member),
+    /// Running and up to date: only the smoke test again.
+    Nothing(Member),
+}
+
 /// Creates (or recreates, or restarts) one replica and smoke-tests it.
 pub(super) async fn converge(shared: Arc<Shared>, work: Work) -> (String, Status) {
-    let (agent, replica, role, replace, restart) = match work {
+    let (agent, replica, role, before) = match work {
         Work::Create {
             agent,
             replica,
             role,
-        } => (agent, replica, role, None, None),
+        } => (agent, replica, role, Before::Make { replace: None }),
         Work::Recreate {
             agent,
             replica,
             old,
             role,
-        } => (agent, replica, role, Some(old), None),
+        } => (agent, replica, role, Before::Make { replace: Some(old) }),
         Work::Start {
             agent,
             replica,
             existing,
-        } => (agent, replica, existing.role, None, Some(existing)),
+        } => (agent, replica, existing.role, Before::Restart(existing)),
+        Work::Retest {
+            agent,
+            replica,
+            existing,
+        } => (agent, replica, existing.role, Before::Nothing(existing)),
     };
     let prepared = shared.agents[&agent].clone();
     let name = fleet::container_name(&shared.spec.project, &agent, replica);
@@ -46,15 +61,16 @@ pub(super) async fn converge(shared: Arc<Shared>, work: Work) -> (String, Status
         return (name, Status::NotStarted);
     }
     let t0 = Instant::now();
-    let id = match restart {
-        Some(existing) => match restart_existing(&shared, &prepared, &existing).await {
+    let id = match before {
+        Before::Nothing(existing) => existing.id,
+        Before::Restart(existing) => match restart_existing(&shared, &prepared, &existing).await {
             Ok(()) => existing.id,
             Err(e) => {
                 r.finished(&name, &failed(&format!("{e:#}"), None));
                 return (name, Status::Failed);
             }
         },
-        None => {
+        Before::Make { replace } => {
             if let Some(old) = replace {
                 r.step(&name, Step::Remove);
                 if let Err(e) = retry(
@@ -97,12 +113,23 @@ pub(super) async fn converge(shared: Arc<Shared>, work: Work) -> (String, Status
     };
     r.step(&name, Step::Smoke);
     let verdict = tokio::select! {
-        v = smoke_test(&shared.engine, &id, &name, smoke, r.as_ref()) => v,
+        v = smoke::smoke_test(&shared.engine, &id, &name, smoke, r.as_ref()) => v,
         () = shared.interrupt.wait() => {
             r.finished(&name, &failed("interrupted during the smoke test: the container runs, with its credentials, untested", None));
             return (name, Status::Failed);
         }
     };
+    // Kept in the container, so the next `up` tests again what did not pass.
+    if let Err(e) = smoke::record::write(
+        &shared.engine,
+        &id,
+        &verdict,
+        &smoke::record::spec_hash(smoke),
+    )
+    .await
+    {
+        r.warn(&format!("{name}: the smoke verdict could not be kept: {e}"));
+    }
     match verdict {
         Verdict::Passed => {
             r.finished(
@@ -308,77 +335,4 @@ pub(super) async fn restart_existing(
     )
     .await?;
     Ok(())
-}
-
-/// Runs `claude -p PROMPT --max-turns N` as the container's user and classifies the result.
-pub async fn smoke_test(
-    engine: &Engine,
-    id: &str,
-    name: &str,
-    smoke: &crate::config::SmokeSpec,
-    r: &dyn Reporter,
-) -> Verdict {
-    let argv = smoke::claude_print_argv(
-        ["--max-turns".to_string(), smoke.max_turns.to_string()],
-        Some(&smoke.prompt),
-    );
-    // An engine error is retried like any other step's: a smoke test may run twice.
-    let result = retry(
-        |_| r.step(name, Step::Retry),
-        || async {
-            let mut lines = Lines::default();
-            let result = engine::exec_streaming(
-                engine,
-                id,
-                argv.clone(),
-                None,
-                Some(smoke.timeout),
-                |chunk| {
-                    let (Output::Stdout(b) | Output::Stderr(b)) = chunk;
-                    lines.push(b, |l| r.output(name, l));
-                },
-            )
-            .await;
-            lines.finish(|l| r.output(name, l));
-            result
-        },
-    )
-    .await;
-    let verdict = match result {
-        Ok(engine::Finished { exit_code: Some(code), tail }) => smoke::classify(code, &tail),
-        Ok(engine::Finished { exit_code: None, .. }) => Verdict::TimedOut {
-            secs: smoke.timeout.as_secs(),
-        },
-        Err(e) if e.is_conflict() => Verdict::Failed {
-            exit_code: -1,
-            last_lines: vec![format!(
-                "the container stopped before its smoke test ({e}): its command exited; see `claunch logs {name}`"
-            )],
-        },
-        Err(e) => Verdict::Failed {
-            exit_code: -1,
-            last_lines: vec![e.to_string()],
-        },
-    };
-    if verdict.passed() {
-        return verdict;
-    }
-    // Its main process exited under the smoke test: say so, not just claude's exit code.
-    // claude killed by a signal (or its stream cut) may mean the container is stopping,
-    // which the engine takes a moment to report.
-    let killed =
-        matches!(verdict, Verdict::Failed { exit_code, .. } if !(0..128).contains(&exit_code));
-    for _ in 0..20 {
-        match engine.inspect_container(id).await {
-            Ok(i) if !i.state.running => {
-                return Verdict::ContainerStopped {
-                    exit_code: i.state.exit_code,
-                    logs: format!("claunch logs {name}"),
-                };
-            }
-            Ok(_) if killed => tokio::time::sleep(Duration::from_millis(100)).await,
-            _ => break,
-        }
-    }
-    verdict
 }

@@ -1,5 +1,6 @@
-//! Telling why a `claude -p` failed, from its exit code and output, with the one-line fix
-//! (after the guide's troubleshooting list and the real CLI's own messages).
+//! Telling why a `claude -p` failed, from its exit code, its output and what its
+//! stream-json events said, with the one-line fix (after the guide's troubleshooting list
+//! and the real CLI's own messages).
 
 use serde::Serialize;
 
@@ -16,6 +17,10 @@ pub enum Verdict {
     TokenRejected,
     TimedOut {
         secs: u64,
+        /// What claude said last before the time ran out (e.g. that it was retrying an
+        /// unreachable API).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_report: Option<String>,
     },
     /// The container's main process exited while claude ran in it.
     ContainerStopped {
@@ -34,6 +39,19 @@ impl Verdict {
         matches!(self, Self::Passed)
     }
 
+    /// The class as `--json` and the verdict record name it (`passed`, `timed_out`, …).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::ClaudeMissing => "claude_missing",
+            Self::NotLoggedIn => "not_logged_in",
+            Self::TokenRejected => "token_rejected",
+            Self::TimedOut { .. } => "timed_out",
+            Self::ContainerStopped { .. } => "container_stopped",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
     /// What went wrong, in a few words.
     pub fn describe(&self) -> String {
         match self {
@@ -46,7 +64,14 @@ impl Verdict {
             Self::TokenRejected => {
                 "the OAuth token was rejected or expired and could not be refreshed".into()
             }
-            Self::TimedOut { secs } => format!("no answer within {secs}s"),
+            Self::TimedOut {
+                secs,
+                last_report: None,
+            } => format!("no answer within {secs}s"),
+            Self::TimedOut {
+                secs,
+                last_report: Some(last),
+            } => format!("no answer within {secs}s; claude last reported: {last}"),
             Self::ContainerStopped { exit_code, logs } => format!(
                 "the container stopped during its smoke test (its command exited{}): see `{logs}`",
                 exit_code.map_or_else(String::new, |c| format!(" with code {c}"))
@@ -67,21 +92,6 @@ impl Verdict {
             Self::Failed { .. } => "see the output above; `claunch logs` shows the agent's own output",
         })
     }
-}
-
-/// `claude -p OPTIONS... -- PROMPT`. The prompt comes after `--`, so a prompt that looks
-/// like an option (`--version`, `--dangerously-skip-permissions`) is still taken as text;
-/// `None` when the prompt goes on stdin.
-pub fn claude_print_argv(
-    options: impl IntoIterator<Item = String>,
-    prompt: Option<&str>,
-) -> Vec<String> {
-    let mut argv = vec!["claude".to_string(), "-p".to_string()];
-    argv.extend(options);
-    if let Some(prompt) = prompt {
-        argv.extend(["--".to_string(), prompt.to_string()]);
-    }
-    argv
 }
 
 /// Classifies a finished run from its exit code and combined output.
@@ -163,7 +173,10 @@ mod tests {
             Verdict::ClaudeMissing,
             Verdict::NotLoggedIn,
             Verdict::TokenRejected,
-            Verdict::TimedOut { secs: 1 },
+            Verdict::TimedOut {
+                secs: 1,
+                last_report: None,
+            },
         ] {
             assert!(v.hint().is_some(), "{v:?}");
         }
