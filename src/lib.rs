@@ -6,6 +6,7 @@
 //! library so tests can drive it. The parts and which may use which are in README.md
 //! ("Architecture").
 
+pub(crate) mod claude;
 pub mod cli;
 pub mod commands;
 pub mod config;

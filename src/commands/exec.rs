@@ -14,7 +14,6 @@ use serde_json::json;
 use super::{members, Global, Member};
 use crate::engine::{self, Engine, Lines, Output};
 use crate::report;
-use crate::smoke;
 
 /// claude's `--output-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +61,7 @@ pub fn claude_argv(o: &ExecOptions, prompt_on_stdin: bool) -> Vec<String> {
         options.push("--verbose".to_string());
     }
     options.extend(o.extra.iter().cloned());
-    smoke::claude_print_argv(options, (!prompt_on_stdin).then_some(o.prompt.as_str()))
+    crate::claude::claude_print_argv(options, (!prompt_on_stdin).then_some(o.prompt.as_str()))
 }
 
 /// "90s", "10m", "1h30m": a timeout as the user would write it.

@@ -79,7 +79,7 @@ pub async fn make_leader_refresh(
 ) -> anyhow::Result<()> {
     let marked = mark_expired(current)?;
     leader.write(engine, &marked).await?;
-    let argv = crate::smoke::claude_print_argv(
+    let argv = crate::claude::claude_print_argv(
         ["--max-turns".to_string(), "1".to_string()],
         Some(REFRESH_PROMPT),
     );

@@ -3,33 +3,17 @@
 //! its verdict kept in the container ([`record`]).
 
 pub mod record;
-mod stream;
 mod verdict;
 
 use std::time::Duration;
 
-pub use stream::Event;
 pub use verdict::{classify, Verdict};
 
+use crate::claude::{claude_print_argv, Event};
 use crate::config::SmokeSpec;
 use crate::engine::retry::retry;
 use crate::engine::{self, Engine, Lines, Output};
 use crate::report::{Reporter, Step};
-
-/// `claude -p OPTIONS... -- PROMPT`. The prompt comes after `--`, so a prompt that looks
-/// like an option (`--version`, `--dangerously-skip-permissions`) is still taken as text;
-/// `None` when the prompt goes on stdin.
-pub fn claude_print_argv(
-    options: impl IntoIterator<Item = String>,
-    prompt: Option<&str>,
-) -> Vec<String> {
-    let mut argv = vec!["claude".to_string(), "-p".to_string()];
-    argv.extend(options);
-    if let Some(prompt) = prompt {
-        argv.extend(["--".to_string(), prompt.to_string()]);
-    }
-    argv
-}
 
 /// Runs the smoke test `spec` in container `id` (named `name` for the reporter) as the
 /// container's user: `claude -p --max-turns N --output-format stream-json --verbose --
