@@ -8,9 +8,33 @@ use crate::support::{self, image, Image, Project};
 
 fn yaml(image: &str, replicas: u32) -> String {
     format!(
-        "project: {{project}}\ncredentials:\n  file: {{creds}}\nagents:\n  agent:\n    image: {image}\n    replicas: {replicas}\n"
+        "project: {{project}}\ncredentials:\n  file: {{creds}}\nagents:\n  agent:\n    image: {image}\n    replicas: {replicas}\n{}",
+        reachable_api()
     )
 }
+
+/// What a healthy agent's claude can reach: a listener on this host (one per test
+/// process), through the engine's `host-gateway`, named by `ANTHROPIC_BASE_URL` as a real
+/// fleet's API stand-in would be. The agent's lines of claunch.yaml that say so.
+fn reachable_api() -> String {
+    format!(
+        "    env:\n      ANTHROPIC_BASE_URL: {}\n{API_HOSTS}",
+        api_url()
+    )
+}
+
+/// The URL of that listener, as the agents reach it.
+fn api_url() -> String {
+    static API: std::sync::OnceLock<std::net::TcpListener> = std::sync::OnceLock::new();
+    let port = API
+        .get_or_init(|| std::net::TcpListener::bind("0.0.0.0:0").unwrap())
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://api-standin:{port}")
+}
+
+const API_HOSTS: &str = "    extra_hosts: [\"api-standin:host-gateway\"]\n";
 
 /// `claunch [global…] doctor --json [args…]`: the exit code and the parsed document.
 fn doctor(p: &Project, global: &[&str], args: &[&str]) -> (i32, Value) {
@@ -73,9 +97,10 @@ fn a_healthy_fleet_passes_every_check_and_text_matches_json() {
     let p = Project::new("dochealthy");
     let (access, refresh) = p.login();
     p.write_config(&format!(
-        "{}  named:\n    image: {}\n",
+        "{}  named:\n    image: {}\n{}",
         yaml(&image(Image::Root), 2),
-        image(Image::Named)
+        image(Image::Named),
+        reachable_api()
     ));
     up(&p);
     let (leader, follower, named) = (
@@ -167,6 +192,49 @@ fn a_healthy_fleet_passes_every_check_and_text_matches_json() {
         .map(|c| c["scope"].as_str().unwrap())
         .collect();
     assert_eq!(scopes, ["engine", "host", follower.as_str()].into());
+}
+
+/// The fleet a new user had: every smoke test failed, nothing reaches the API. `doctor`
+/// must not be all green then.
+#[test]
+fn doctor_fails_when_the_api_is_unreachable_and_the_last_smoke_test_failed() {
+    let p = Project::new("docunreach");
+    p.login();
+    let config = |agent: &str| {
+        format!(
+            "project: {{project}}\ncredentials:\n  file: {{creds}}\nagents:\n  agent:\n    image: {}\n{agent}",
+            image(Image::Root)
+        )
+    };
+    p.write_config(&config(
+        "    env:\n      ANTHROPIC_BASE_URL: http://no-such-api.invalid:8080\n    smoke:\n      prompt: \"STANDIN:exit=1\"\n",
+    ));
+    p.claunch().arg("up").assert().code(1);
+    let one = format!("{}-agent-1", p.name);
+    let (code, doc) = doctor(&p, &[], &[]);
+    assert_eq!(code, 1, "{doc:#}");
+    let reach = find(&doc, &one, "api reachable");
+    assert_eq!(reach["status"], "fail", "{reach:#}");
+    assert_eq!(
+        reach["message"],
+        "no-such-api.invalid cannot be resolved from the container: claude will retry for minutes, then fail"
+    );
+    assert!(reach["fix"].as_str().unwrap().contains("extra_hosts"));
+    let smoke = find(&doc, &one, "last smoke test");
+    assert_eq!(smoke["status"], "fail", "{smoke:#}");
+    assert_eq!(smoke["message"], "did not pass (failed)");
+
+    // Something that resolves but where nothing listens: a TCP failure, named as such.
+    p.write_config(&config(
+        "    env:\n      ANTHROPIC_BASE_URL: http://127.0.0.1:9\n    smoke: false\n",
+    ));
+    p.claunch().arg("up").assert().success();
+    let (_, doc) = doctor(&p, &[], &[]);
+    let reach = find(&doc, &one, "api reachable");
+    assert_eq!(
+        reach["message"],
+        "nothing answers at 127.0.0.1:9 (ANTHROPIC_BASE_URL) from the container: claude will retry for minutes, then fail"
+    );
 }
 
 #[test]
@@ -319,7 +387,8 @@ fn root_skipping_permissions_without_is_sandbox_fails() {
     let root = image(Image::Root);
     let command = r#"["/bin/sh", "-c", "trap 'exit 0' TERM INT; while true; do sleep 1 & wait $$!; done", "x", "--dangerously-skip-permissions"]"#;
     p.write_config(&format!(
-        "project: {{project}}\ncredentials:\n  file: {{creds}}\nagents:\n  bare:\n    image: {root}\n    command: {command}\n  sandboxed:\n    image: {root}\n    command: {command}\n    env:\n      IS_SANDBOX: \"1\"\n"
+        "project: {{project}}\ncredentials:\n  file: {{creds}}\nagents:\n  bare:\n    image: {root}\n    command: {command}\n    env:\n      ANTHROPIC_BASE_URL: {api}\n{API_HOSTS}  sandboxed:\n    image: {root}\n    command: {command}\n    env:\n      IS_SANDBOX: \"1\"\n      ANTHROPIC_BASE_URL: {api}\n{API_HOSTS}",
+        api = api_url()
     ));
     up(&p);
     let (code, doc) = doctor(&p, &[], &[]);

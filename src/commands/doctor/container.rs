@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt};
 
 use super::holders::{self, Holding, SourceToken};
-use super::{host, judge, split_hint, Check, Quiet};
+use super::{host, judge, reach, split_hint, Check, Quiet};
 use crate::commands::creds::Level;
 use crate::commands::doctor::DoctorOptions;
 use crate::commands::{self, members, Member};
@@ -20,7 +20,7 @@ use crate::credentials::watcher::{self, Watching};
 use crate::credentials::Role;
 use crate::credentials::{family, Credentials};
 use crate::engine::Engine;
-use crate::smoke::Verdict;
+use crate::smoke::{self, Verdict};
 
 /// How long `claude --version` may take (the real CLI starts in about a second).
 const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -275,13 +275,18 @@ impl Fleet<'_> {
             out.push(holders::role(h, ctx.rotating));
             out.extend(holders::versus_source(h, ctx.source.as_ref()));
         }
+        if full {
+            out.push(reach::check(name, engine, &m.id, &info.env).await);
+        }
+        let spec = self
+            .spec
+            .and_then(|s| s.agent(&m.agent))
+            .and_then(|a| a.smoke.clone())
+            .unwrap_or_default();
         if full && self.options.smoke && claude_runs {
-            let spec = self
-                .spec
-                .and_then(|s| s.agent(&m.agent))
-                .and_then(|a| a.smoke.clone())
-                .unwrap_or_default();
             out.push(smoke_check(name, &spec, engine, &m.id).await);
+        } else if full {
+            out.push(last_smoke_check(name, &spec, engine, &m.id).await);
         }
         (holding, out)
     }
@@ -324,8 +329,36 @@ fn login_check(
     }
 }
 
+/// The verdict of the container's last smoke test, as `up` (or `doctor --smoke`) kept it.
+async fn last_smoke_check(name: &str, spec: &SmokeSpec, engine: &Engine, id: &str) -> Check {
+    const CHECK: &str = "last smoke test";
+    match smoke::record::read(engine, id).await {
+        Some(r) if r.passed(&smoke::record::spec_hash(spec)) => Check::ok(name, CHECK, "passed"),
+        Some(r) if r.class == "passed" => Check::warn(
+            name,
+            CHECK,
+            "passed, but with another `smoke:` setting than claunch.yaml's",
+            "claunch up (tests it again)",
+        ),
+        Some(r) => Check::fail(
+            name,
+            CHECK,
+            format!("did not pass ({})", r.class.replace('_', " ")),
+            format!("claunch doctor {name} --smoke shows why; `claunch up` tests it again"),
+        ),
+        // Made with --no-smoke, as asked: said, not held against it.
+        None => Check::ok(
+            name,
+            CHECK,
+            format!("none yet (made with --no-smoke): `claunch doctor {name} --smoke` runs one"),
+        ),
+    }
+}
+
 async fn smoke_check(name: &str, spec: &SmokeSpec, engine: &Engine, id: &str) -> Check {
     let verdict = crate::smoke::smoke_test(engine, id, name, spec, &Quiet).await;
+    // Kept, as `up` keeps it, so `ps` and the next `up` know.
+    let _ = smoke::record::write(engine, id, &verdict, &smoke::record::spec_hash(spec)).await;
     match verdict {
         Verdict::Passed => Check::ok(name, "smoke", "passed: claude answered a real prompt"),
         v => {

@@ -6,6 +6,7 @@ mod container;
 mod holders;
 mod host;
 mod judge;
+mod reach;
 
 use crate::commands::ExitStatus;
 use serde::Serialize;
