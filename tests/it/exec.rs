@@ -58,7 +58,7 @@ fn exit_codes_stdin_prompts_and_flags_pass_through() {
         .args(["exec", "agent-1", "STANDIN:argv", "--output-format", "stream-json", "--max-turns", "2", "--", "--model", "sonnet"])
         .assert()
         .success()
-        .stdout("argv: -p STANDIN:argv --max-turns 2 --output-format stream-json --verbose --model sonnet\n");
+        .stdout("argv: -p --max-turns 2 --output-format stream-json --verbose --model sonnet -- STANDIN:argv\n");
     p.claunch()
         .args(["exec", "agent-1", "STANDIN:stderr"])
         .assert()
