@@ -8,9 +8,10 @@
 //!
 //! Prints exactly one line, `listening on <ip>:<port>`, on stdout once bound, then
 //! serves until SIGINT or SIGTERM. Every request is appended to the `--record` file as
-//! one JSON line (method, path with query, the client's address, headers, and the
-//! body's `model`/`stream` fields; never the body itself), flushed before the response
-//! is sent.
+//! one JSON line (method, path with query, the client's address, headers, the body's
+//! `model`/`stream` fields and the text blocks of its last user message, `user_text`;
+//! never the rest of the body: its system prompt and tools), flushed before the
+//! response is sent.
 //!
 //! - `POST /v1/messages`: a text reply, as one JSON message or, with `"stream": true`,
 //!   as server-sent events. The text is `--reply` (default
@@ -136,8 +137,9 @@ fn route(req: &Request<Bytes>, config: &Config, n: u64) -> Response<Bytes> {
 }
 
 /// The record line for one request: arrival time, method, path with query (the target
-/// host of a `CONNECT`), the client's address, headers, and whether the body is JSON
-/// with its `model` and `stream` fields.
+/// host of a `CONNECT`), the client's address, headers, whether the body is JSON with
+/// its `model` and `stream` fields, and the texts of its last user message (`null` when
+/// there is none), which is where a prompt arrives.
 pub fn record_line(req: &Request<Bytes>, peer: Option<SocketAddr>) -> Value {
     let mut headers = Map::new();
     for (name, value) in req.headers() {
@@ -167,6 +169,7 @@ pub fn record_line(req: &Request<Bytes>, peer: Option<SocketAddr>) -> Value {
         "json": body.is_some(),
         "model": body.as_ref().and_then(|b| b.get("model")).cloned(),
         "stream": body.as_ref().and_then(|b| b.get("stream")).cloned(),
+        "user_text": body.as_ref().and_then(last_user_texts),
     })
 }
 
@@ -241,23 +244,27 @@ fn message(body: &Value, body_len: usize, config: &Config, n: u64) -> Response<B
         .expect("valid response")
 }
 
-/// The rest of the line after `ECHO:` in the last user message, if any.
-fn echoed(body: &Value) -> Option<String> {
+/// The text blocks of the last user message (a string content is one block).
+fn last_user_texts(body: &Value) -> Option<Vec<&str>> {
     let last_user = body
         .get("messages")?
         .as_array()?
         .iter()
         .rev()
         .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
-    let texts: Vec<&str> = match last_user.get("content")? {
+    Some(match last_user.get("content")? {
         Value::String(s) => vec![s.as_str()],
         Value::Array(blocks) => blocks
             .iter()
             .filter_map(|b| b.get("text").and_then(Value::as_str))
             .collect(),
         _ => return None,
-    };
-    texts.iter().find_map(|t| {
+    })
+}
+
+/// The rest of the line after `ECHO:` in the last user message, if any.
+fn echoed(body: &Value) -> Option<String> {
+    last_user_texts(body)?.iter().find_map(|t| {
         let (_, rest) = t.split_once("ECHO:")?;
         Some(rest.lines().next().unwrap_or("").trim().to_owned())
     })
@@ -489,6 +496,34 @@ mod tests {
         assert_eq!(line["headers"]["x-a"], "1, 2");
         assert_eq!(line["json"], true);
         assert_eq!(line["stream"], true);
+        assert_eq!(line["user_text"], Value::Null);
+    }
+
+    #[test]
+    fn record_line_has_the_last_user_messages_texts() {
+        let req = post(
+            "/v1/messages",
+            &[],
+            &json!({"model": "m", "system": "not recorded", "messages": [
+                {"role": "user", "content": "first"},
+                {"role": "assistant", "content": "reply"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "<system-reminder>…</system-reminder>"},
+                    {"type": "image", "source": {}},
+                    {"type": "text", "text": "--version"}]}]}),
+        );
+        let line = record_line(&req, None);
+        assert_eq!(
+            line["user_text"],
+            json!(["<system-reminder>…</system-reminder>", "--version"])
+        );
+        assert!(!line.to_string().contains("not recorded"));
+        let plain = post(
+            "/v1/messages",
+            &[],
+            &json!({"messages": [{"role": "user", "content": "-h"}]}),
+        );
+        assert_eq!(record_line(&plain, None)["user_text"], json!(["-h"]));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The command line: clap's types, and their conversion into one validated
 //! [`Invocation`] (durations parsed, targets and enums checked). No clap type goes further.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use crate::commands::creds::export::ExportOptions;
 use crate::commands::creds::{StatusOptions, SyncOptions};
 use crate::commands::doctor::DoctorOptions;
-use crate::commands::exec::{ExecOptions, OutputFormat as ClaudeFormat};
+use crate::commands::exec::{ExecOptions, OutputFormat as ClaudeFormat, Prompt};
 use crate::commands::image::BuildOptions;
 use crate::commands::up::UpOptions;
 use crate::commands::{Global, Invocation, Verb};
@@ -64,7 +65,9 @@ pub enum Command {
     Up(UpArgs),
     /// Run a prompt with claude in one agent or a whole fleet, streaming the answer
     #[command(
-        after_help = "Examples:\n  claunch exec planner-1 \"Say hello\"\n  claunch exec planner \"Summarize TODO.md\" --output-format stream-json\n  echo \"Say hello\" | claunch exec --all -\n  claunch exec planner-1 \"Fix the tests\" -- --model sonnet"
+        after_help = "Examples:\n  claunch exec planner-1 \"Say hello\"\n  claunch exec planner \"Summarize TODO.md\" --output-format stream-json\n  echo \"Say hello\" | claunch exec --all -\n  claunch exec planner-1 --prompt \"--help me read this log\"\n  claunch exec planner-1 \"Fix the tests\" -- --model sonnet\n\n\
+A prompt that begins with `-` is read as an option when given as PROMPT: pass it with --prompt TEXT \
+(or --prompt=TEXT), or on stdin with PROMPT `-`. claude gets it as text, never as one of its options."
     )]
     Exec(ExecArgs),
     /// List the project's containers with their state and credentials expiry
@@ -134,8 +137,11 @@ pub struct ExecArgs {
     #[arg(long)]
     pub json: bool,
     /// TARGET PROMPT: a container name, <agent>-<n> or an agent name, then the prompt (`-` reads stdin); with --all, only PROMPT
-    #[arg(required = true, num_args = 1..=2, value_names = ["TARGET", "PROMPT"])]
+    #[arg(required_unless_present = "prompt", num_args = 1..=2, value_names = ["TARGET", "PROMPT"])]
     pub args: Vec<String>,
+    /// The prompt, taken as text whatever it begins with (`--prompt --version`, `--prompt=-h`), instead of PROMPT
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub prompt: Option<String>,
     /// Every container of the project
     #[arg(long)]
     pub all: bool,
@@ -332,6 +338,17 @@ fn duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
 }
 
 impl Cli {
+    /// [`Parser::parse_from`], with exec's own tips for an argument that looks like an
+    /// option: clap's (`use '-- ARG'`) would make it one of claude's options instead.
+    pub fn parse_args<I, T>(args: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        Self::try_parse_from(&args).unwrap_or_else(|e| hyphen_prompt_tips(e, &args).exit())
+    }
+
     /// The validated invocation: what to do, with every value parsed and checked.
     pub fn into_invocation(self) -> anyhow::Result<Invocation> {
         let g = self.global;
@@ -353,11 +370,22 @@ impl Cli {
                 a.json,
             ),
             Command::Exec(a) => {
-                let (target, prompt) = match (a.all, a.args.as_slice()) {
-                    (true, [prompt]) => (None, prompt.clone()),
-                    (false, [target, prompt]) => (Some(target.clone()), prompt.clone()),
-                    (true, _) => bail!("exec --all takes only PROMPT, e.g. claunch exec --all \"Say hello\""),
-                    (false, _) => bail!("exec needs TARGET and PROMPT, e.g. claunch exec planner-1 \"Say hello\" (or --all PROMPT)"),
+                let positional = |p: &String| {
+                    if p == "-" {
+                        Prompt::Stdin
+                    } else {
+                        Prompt::Text(p.clone())
+                    }
+                };
+                let (target, prompt) = match (a.all, a.prompt, a.args.as_slice()) {
+                    (true, None, [prompt]) => (None, positional(prompt)),
+                    (false, None, [target, prompt]) => (Some(target.clone()), positional(prompt)),
+                    (true, Some(text), []) => (None, Prompt::Text(text)),
+                    (false, Some(text), [target]) => (Some(target.clone()), Prompt::Text(text)),
+                    (false, Some(_), []) => bail!("exec needs TARGET (or --all), e.g. claunch exec planner-1 --prompt \"--version\""),
+                    (_, Some(_), _) => bail!("exec takes the prompt once: as PROMPT or with --prompt TEXT, e.g. claunch exec planner-1 --prompt \"--version\""),
+                    (true, None, _) => bail!("exec --all takes only PROMPT, e.g. claunch exec --all \"Say hello\""),
+                    (false, None, _) => bail!("exec needs TARGET and PROMPT, e.g. claunch exec planner-1 \"Say hello\" (or --all PROMPT)"),
                 };
                 let timeout = a
                     .timeout
@@ -459,9 +487,124 @@ impl Cli {
     }
 }
 
+/// For `claunch exec TARGET --version` and the like: how to send that text as the prompt
+/// (`--prompt=TEXT`, or stdin) and how to give it to claude as an option (after `--`).
+fn hyphen_prompt_tips(mut e: clap::Error, args: &[OsString]) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let in_exec = matches!(e.get(ContextKind::Usage),
+        Some(ContextValue::StyledStr(usage)) if usage.to_string().contains("claunch exec "));
+    let Some(ContextValue::String(invalid)) = e.get(ContextKind::InvalidArg) else {
+        return e;
+    };
+    if e.kind() != ErrorKind::UnknownArgument || !in_exec {
+        return e;
+    }
+    // clap names `--model` for `--model=x`: the tip shows the word as it was typed.
+    let word = args
+        .iter()
+        .filter_map(|a| a.to_str())
+        .skip_while(|a| *a != "exec")
+        .find(|a| a.starts_with(invalid.as_str()))
+        .unwrap_or(invalid)
+        .to_string();
+    e.insert(
+        ContextKind::Suggested,
+        ContextValue::StyledStrs(vec![
+            format!("to send '{word}' as the prompt, use '--prompt={word}' (or PROMPT '-' to read it from stdin)").into(),
+            format!("to give '{word}' to claude as an option, put it at the end, after '--'").into(),
+        ]),
+    );
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    use super::*;
+    use crate::commands::Verb;
+
+    fn exec(args: &[&str]) -> anyhow::Result<ExecOptions> {
+        let command_line = ["claunch", "exec"].iter().chain(args);
+        match Cli::try_parse_from(command_line)?.into_invocation()?.verb {
+            Verb::Exec(o) => Ok(o),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn hostile_prompts_reach_exec_as_text_through_prompt_or_stdin() {
+        for hostile in [
+            "--version",
+            "-h",
+            "--dangerously-skip-permissions",
+            "--model=x",
+            "-",
+            "--all",
+        ] {
+            for args in [
+                vec!["t", "--prompt", hostile],
+                vec!["t", &format!("--prompt={hostile}")],
+                vec!["--prompt", hostile, "t", "--max-turns", "1"],
+            ] {
+                let o = exec(&args).unwrap();
+                assert_eq!(o.target.as_deref(), Some("t"), "{args:?}");
+                assert_eq!(o.prompt, Prompt::Text(hostile.into()), "{args:?}");
+            }
+            let o = exec(&["--all", "--prompt", hostile]).unwrap();
+            assert_eq!((o.target, o.prompt), (None, Prompt::Text(hostile.into())));
+        }
+        assert_eq!(exec(&["t", "-"]).unwrap().prompt, Prompt::Stdin);
+        assert_eq!(exec(&["--all", "-"]).unwrap().prompt, Prompt::Stdin);
+        let o = exec(&["t", "Say hello", "--max-turns", "2", "--", "--model", "x"]).unwrap();
+        assert_eq!(o.prompt, Prompt::Text("Say hello".into()));
+        assert_eq!(
+            (o.max_turns, o.extra),
+            (Some(2), vec!["--model".into(), "x".into()])
+        );
+    }
+
+    #[test]
+    fn exec_takes_its_prompt_once_and_needs_a_target() {
+        let err = |args: &[&str]| exec(args).unwrap_err().to_string();
+        assert!(err(&["t", "hi", "--prompt", "x"]).contains("the prompt once"));
+        assert!(err(&["--all", "hi", "--prompt", "x"]).contains("the prompt once"));
+        assert!(err(&["--prompt", "x"]).contains("needs TARGET (or --all)"));
+        assert!(err(&["t"]).contains("needs TARGET and PROMPT"));
+    }
+
+    #[test]
+    fn a_bare_hyphen_prompt_is_refused_with_tips_that_do_not_send_it_to_claude_as_an_option() {
+        for (word, named) in [
+            (
+                "--dangerously-skip-permissions",
+                "--dangerously-skip-permissions",
+            ),
+            ("--model=x", "--model"),
+            ("--version", "--version"),
+        ] {
+            let args: Vec<OsString> = ["claunch", "exec", "t", word].map(OsString::from).into();
+            let e = Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{word}");
+            let shown = hyphen_prompt_tips(e, &args).to_string();
+            assert!(
+                shown.contains(&format!("unexpected argument '{named}'")),
+                "{shown}"
+            );
+            assert!(shown.contains(&format!("use '--prompt={word}'")), "{shown}");
+            assert!(shown.contains("after '--'"), "{shown}");
+            assert!(
+                !shown.contains(&format!("use '-- {named}'")),
+                "clap's own tip: {shown}"
+            );
+        }
+        // Elsewhere clap's errors stay as they are.
+        let args: Vec<OsString> = ["claunch", "ps", "--nope"].map(OsString::from).into();
+        let e = Cli::try_parse_from(&args).unwrap_err();
+        assert!(!hyphen_prompt_tips(e, &args)
+            .to_string()
+            .contains("--prompt"));
+    }
 
     #[test]
     fn the_cli_is_well_formed() {

@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let invocation = match claunch::cli::Cli::parse().into_invocation() {
+    let invocation = match claunch::cli::Cli::parse_args(std::env::args_os()).into_invocation() {
         Ok(invocation) => invocation,
         Err(err) => {
             eprintln!("error: {err:#}");

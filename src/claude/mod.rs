@@ -20,3 +20,39 @@ pub fn claude_print_argv(
     }
     argv
 }
+
+#[cfg(test)]
+mod tests {
+    use super::claude_print_argv;
+
+    #[test]
+    fn the_prompt_comes_last_after_double_dash_and_never_as_an_option() {
+        let options = || ["--max-turns".to_string(), "1".to_string()];
+        for prompt in [
+            "Say hello",
+            "--version",
+            "-h",
+            "--dangerously-skip-permissions",
+            "--model=x",
+            "--",
+            "-",
+            "",
+        ] {
+            assert_eq!(
+                claude_print_argv(options(), Some(prompt)),
+                ["claude", "-p", "--max-turns", "1", "--", prompt],
+                "{prompt:?}"
+            );
+        }
+        // On stdin: nothing after the options, so claude reads its prompt from stdin.
+        assert_eq!(
+            claude_print_argv(options(), None),
+            ["claude", "-p", "--max-turns", "1"]
+        );
+        assert_eq!(
+            claude_print_argv([], Some("-h")),
+            ["claude", "-p", "--", "-h"]
+        );
+        assert_eq!(claude_print_argv([], None), ["claude", "-p"]);
+    }
+}

@@ -33,12 +33,21 @@ impl OutputFormat {
     }
 }
 
+/// Where claude's prompt comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    /// claude's last argument, after `--`: any text, one that looks like an option included.
+    Text(String),
+    /// claunch's own stdin, given to claude's (`PROMPT` `-`).
+    Stdin,
+}
+
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     /// `None` with `all`.
     pub target: Option<String>,
     pub all: bool,
-    pub prompt: String,
+    pub prompt: Prompt,
     pub max_turns: Option<u32>,
     pub output_format: OutputFormat,
     pub timeout: Option<Duration>,
@@ -48,7 +57,7 @@ pub struct ExecOptions {
 }
 
 /// claude's argv; the prompt goes through stdin when it was read from stdin, else after `--`.
-pub fn claude_argv(o: &ExecOptions, prompt_on_stdin: bool) -> Vec<String> {
+pub fn claude_argv(o: &ExecOptions) -> Vec<String> {
     let mut options = Vec::new();
     if let Some(n) = o.max_turns {
         options.extend(["--max-turns".to_string(), n.to_string()]);
@@ -61,7 +70,11 @@ pub fn claude_argv(o: &ExecOptions, prompt_on_stdin: bool) -> Vec<String> {
         options.push("--verbose".to_string());
     }
     options.extend(o.extra.iter().cloned());
-    crate::claude::claude_print_argv(options, (!prompt_on_stdin).then_some(o.prompt.as_str()))
+    let prompt = match &o.prompt {
+        Prompt::Text(text) => Some(text.as_str()),
+        Prompt::Stdin => None,
+    };
+    crate::claude::claude_print_argv(options, prompt)
 }
 
 /// "90s", "10m", "1h30m": a timeout as the user would write it.
@@ -97,8 +110,11 @@ pub async fn exec(global: &Global, o: ExecOptions) -> anyhow::Result<ExitStatus>
             stopped.state
         );
     }
-    let stdin = super::read_prompt(&o.prompt)?;
-    let argv = claude_argv(&o, stdin.is_some());
+    let stdin = match o.prompt {
+        Prompt::Stdin => Some(super::read_stdin_prompt()?),
+        Prompt::Text(_) => None,
+    };
+    let argv = claude_argv(&o);
     if let ([one], false) = (targets.as_slice(), o.json) {
         return single(&engine, one, argv, stdin.as_deref(), o.timeout).await;
     }
@@ -211,4 +227,66 @@ async fn prefixed(
     out.finish(|l| print("stdout", l));
     err.finish(|l| print("stderr", l));
     result.map(|f| f.exit_code).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(prompt: Prompt, extra: &[&str]) -> ExecOptions {
+        ExecOptions {
+            target: Some("t".into()),
+            all: false,
+            prompt,
+            max_turns: Some(1),
+            output_format: OutputFormat::StreamJson,
+            timeout: None,
+            extra: extra.iter().map(|s| (*s).to_string()).collect(),
+            json: false,
+        }
+    }
+
+    #[test]
+    fn a_hostile_prompt_is_claudes_last_argument_after_double_dash() {
+        for hostile in [
+            "--version",
+            "-h",
+            "--dangerously-skip-permissions",
+            "--model=x",
+            "-",
+        ] {
+            assert_eq!(
+                claude_argv(&options(
+                    Prompt::Text(hostile.into()),
+                    &["--model", "sonnet"]
+                )),
+                [
+                    "claude",
+                    "-p",
+                    "--max-turns",
+                    "1",
+                    "--output-format",
+                    "stream-json",
+                    "--verbose",
+                    "--model",
+                    "sonnet",
+                    "--",
+                    hostile
+                ]
+            );
+        }
+        assert_eq!(
+            claude_argv(&options(Prompt::Stdin, &[])),
+            [
+                "claude",
+                "-p",
+                "--max-turns",
+                "1",
+                "--output-format",
+                "stream-json",
+                "--verbose"
+            ],
+            "on stdin: no `--` and no prompt argument"
+        );
+    }
 }

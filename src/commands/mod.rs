@@ -184,13 +184,10 @@ pub async fn connect(global: &Global) -> anyhow::Result<Engine> {
     Ok(Engine::connect(global.host.as_deref()).await?)
 }
 
-/// Reads a prompt argument, `-` meaning stdin.
-pub fn read_prompt(prompt: &str) -> anyhow::Result<Option<Vec<u8>>> {
-    if prompt != "-" {
-        return Ok(None);
-    }
+/// Reads a prompt from stdin, whole.
+pub fn read_stdin_prompt() -> anyhow::Result<Vec<u8>> {
     let mut buf = Vec::new();
     std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
         .context("reading the prompt from stdin")?;
-    Ok(Some(buf))
+    Ok(buf)
 }

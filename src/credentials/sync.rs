@@ -79,12 +79,15 @@ pub async fn make_leader_refresh(
 ) -> anyhow::Result<()> {
     let marked = mark_expired(current)?;
     leader.write(engine, &marked).await?;
-    let argv = crate::claude::claude_print_argv(
-        ["--max-turns".to_string(), "1".to_string()],
-        Some(REFRESH_PROMPT),
-    );
-    let done = crate::engine::exec_streaming(engine, &leader.id, argv, None, Some(timeout), |_| {})
-        .await?;
+    let done = crate::engine::exec_streaming(
+        engine,
+        &leader.id,
+        leader_refresh_argv(),
+        None,
+        Some(timeout),
+        |_| {},
+    )
+    .await?;
     match done.exit_code {
         Some(0) => Ok(()),
         Some(code) => {
@@ -107,10 +110,37 @@ pub async fn make_leader_refresh(
     }
 }
 
+/// The one `claude -p` that makes the leader refresh: its fixed prompt after `--`.
+fn leader_refresh_argv() -> Vec<String> {
+    crate::claude::claude_print_argv(
+        ["--max-turns".to_string(), "1".to_string()],
+        Some(REFRESH_PROMPT),
+    )
+}
+
 /// The same login with `expiresAt` in the past, so claude refreshes on its next run.
 fn mark_expired(c: &Credentials) -> anyhow::Result<Secret> {
     let mut value: serde_json::Value = serde_json::from_slice(c.raw().expose())
         .map_err(|_| anyhow::anyhow!("the login is not JSON"))?;
     value["claudeAiOauth"]["expiresAt"] = serde_json::json!(credentials::now_ms() - 60_000);
     Ok(Secret::new(serde_json::to_vec(&value)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leader_refresh_argv_ends_with_double_dash_then_its_prompt() {
+        let argv = leader_refresh_argv();
+        assert_eq!(
+            argv,
+            ["claude", "-p", "--max-turns", "1", "--", REFRESH_PROMPT]
+        );
+        assert_eq!(
+            argv[argv.len() - 2..],
+            ["--".to_string(), REFRESH_PROMPT.to_string()],
+            "`--`, then the prompt, last"
+        );
+    }
 }

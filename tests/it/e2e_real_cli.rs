@@ -4,35 +4,17 @@
 //! apart. Needs a Docker engine, busybox-static, the CLI (fetched once, see
 //! `real::claude_bin`) and `cargo build --examples`; missing any of them fails.
 
-use std::fmt::Write as _;
-
 use claunch::engine::archive::{self, Entry};
 use claunch::secret::Secret;
 use claunch::smoke::{self, Verdict};
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::support::real::{agent_image, claude_bin, StandIn};
+use crate::support::real::{agent_image, claude_bin, config, StandIn};
 use crate::support::{self, engine, fake_token, now_ms, real, rt, Project};
 
 const HELLO: &str = "Hello from the claunch API stand-in.";
 const NOT_LOGGED_IN: &str = "Not logged in · Please run /login\n";
-
-/// A config whose agents are `(name, replicas, user)`, all running the real CLI image
-/// and pointed at `standin`.
-fn config(standin: &StandIn, agents: &[(&str, u32, Option<&str>)]) -> String {
-    let mut yaml = String::from("project: {project}\ncredentials:\n  file: {creds}\nagents:\n");
-    for (name, replicas, user) in agents {
-        let user = user.map(|u| format!("    user: {u}\n")).unwrap_or_default();
-        let image = agent_image();
-        let hosts_and_env = standin.agent_yaml();
-        let _ = write!(
-            yaml,
-            "  {name}:\n    image: {image}\n    replicas: {replicas}\n{user}{hosts_and_env}"
-        );
-    }
-    yaml
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -12,6 +12,7 @@ mod e2e_refresh;
 mod exec;
 mod faults;
 mod fuzz;
+mod hostile_prompts;
 mod lifecycle;
 mod newcomer;
 mod secrets;

@@ -115,6 +115,29 @@ pub fn agent_image() -> String {
     .clone()
 }
 
+/// The top of a config for `Project::write_config`, up to `agents:`.
+pub const CONFIG_HEAD: &str = "project: {project}\ncredentials:\n  file: {creds}\nagents:\n";
+
+/// One entry under `agents:`: `replicas` containers of the real CLI image, as `user` (else
+/// the image's own), pointed at `standin`. More of its keys can follow, indented by four.
+pub fn agent_entry(standin: &StandIn, name: &str, replicas: u32, user: Option<&str>) -> String {
+    let user = user.map(|u| format!("    user: {u}\n")).unwrap_or_default();
+    let image = agent_image();
+    let hosts_and_env = standin.agent_yaml();
+    format!("  {name}:\n    image: {image}\n    replicas: {replicas}\n{user}{hosts_and_env}")
+}
+
+/// A config whose agents are `(name, replicas, user)`, all running the real CLI image
+/// and pointed at `standin`.
+pub fn config(standin: &StandIn, agents: &[(&str, u32, Option<&str>)]) -> String {
+    let entries = agents
+        .iter()
+        .map(|&(name, replicas, user)| agent_entry(standin, name, replicas, user));
+    std::iter::once(CONFIG_HEAD.to_string())
+        .chain(entries)
+        .collect()
+}
+
 /// The `api_standin` example, built by `cargo build --examples` next to this test binary.
 fn standin_bin() -> PathBuf {
     // target/<profile>/deps/it-<hash> → target/<profile>/examples/api_standin
@@ -208,6 +231,22 @@ impl StandIn {
                     && r["path"]
                         .as_str()
                         .is_some_and(|p| p.starts_with("/v1/messages"))
+            })
+            .collect()
+    }
+
+    /// The text blocks of each message request's last user message, in arrival order: a
+    /// prompt arrives as one block, whole (claude puts its reminders in others).
+    pub fn user_texts(&self) -> Vec<Vec<String>> {
+        self.messages()
+            .iter()
+            .map(|r| {
+                r["user_text"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
             })
             .collect()
     }
