@@ -171,7 +171,10 @@ async fn single(
     stdin: Option<&[u8]>,
     timeout: Option<Duration>,
 ) -> anyhow::Result<ExitStatus> {
+    // claude may be silent for minutes (it retries an API it cannot reach): say it is awaited.
+    let mut waiting = report::Waiting::start(&format!("waiting for claude in {}", m.name));
     let finished = engine::exec_streaming(engine, &m.id, argv, stdin, timeout, |chunk| {
+        waiting.stop();
         // Flush each chunk so the answer shows as it streams, not when claude ends.
         let _ = match chunk {
             Output::Stdout(b) => {
@@ -185,6 +188,7 @@ async fn single(
         };
     })
     .await?;
+    waiting.stop();
     match finished.exit_code {
         Some(code) => Ok(ExitStatus::Passed(u8::try_from(code).unwrap_or(1))),
         None => {

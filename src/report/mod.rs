@@ -5,6 +5,7 @@
 mod json;
 mod plain;
 mod terminal;
+mod waiting;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use serde::Serialize;
 pub use json::JsonReporter;
 pub use plain::PlainReporter;
 pub use terminal::TerminalReporter;
+pub use waiting::Waiting;
 
 /// A step in a container's life during `up` or `down`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

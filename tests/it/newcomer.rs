@@ -225,3 +225,34 @@ fn creds_status_names_the_source_once_and_says_who_keeps_followers_fresh() {
         "{said}"
     );
 }
+
+#[test]
+fn exec_on_a_terminal_shows_what_it_waits_for_and_says_how_long_it_waited() {
+    let p = Project::new("waits");
+    p.login();
+    p.write_config(&format!(
+        "project: {{project}}\ncredentials:\n  file: {{creds}}\nagents:\n  agent:\n    image: {}\n    smoke: false\n",
+        image(Image::Root)
+    ));
+    p.claunch().arg("up").assert().success();
+    let bin = assert_cmd::cargo::cargo_bin("claunch");
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} exec agent-1 STANDIN:hang --timeout 3s", bin.display()),
+            "/dev/null",
+        ])
+        .current_dir(p.dir.path())
+        .env_remove("CLAUNCH_PROJECT")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("waiting for claude in {}-agent-1", p.name)),
+        "{text}"
+    );
+    assert!(
+        text.contains("did not finish within the timeout (3s)"),
+        "{text}"
+    );
+}
