@@ -13,6 +13,7 @@ mod exec;
 mod faults;
 mod fuzz;
 mod hostile_prompts;
+mod json;
 mod lifecycle;
 mod newcomer;
 mod secrets;
