@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::{members, Global, Member};
 use crate::engine::{self, Engine, Lines, Output};
+use crate::fleet::Backend as _;
 use crate::report;
 
 /// claude's `--output-format`.
@@ -116,13 +117,20 @@ pub async fn exec(global: &Global, o: ExecOptions) -> anyhow::Result<ExitStatus>
     };
     let argv = claude_argv(&o);
     if let ([one], false) = (targets.as_slice(), o.json) {
-        return single(&engine, one, argv, stdin.as_deref(), o.timeout).await;
+        // Through the backend: on a cluster, the engine of the member's own node.
+        let reach = engine.engine_for(one)?;
+        return single(reach, one, argv, stdin.as_deref(), o.timeout).await;
     }
     let results: Vec<(String, Result<Option<i64>, String>)> = stream::iter(targets)
         .map(|m| {
             let (engine, argv, stdin) = (engine.clone(), argv.clone(), stdin.clone());
             async move {
-                let r = prefixed(&engine, &m, argv, stdin.as_deref(), o.timeout, o.json).await;
+                let r = match engine.engine_for(&m) {
+                    Ok(reach) => {
+                        prefixed(reach, &m, argv, stdin.as_deref(), o.timeout, o.json).await
+                    }
+                    Err(e) => Err(format!("{e:#}")),
+                };
                 if o.json {
                     report::json_line(&match &r {
                         Ok(Some(code)) => json!({"event": "exited", "container": m.name, "exit_code": code}),
