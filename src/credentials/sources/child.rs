@@ -54,7 +54,8 @@ pub enum RunError {
     TimedOut,
 }
 
-pub async fn run(job: &Job<'_>) -> Result<Finished, RunError> {
+/// Runs the child: the secret on its stdin, its stdout read bounded, killed when it takes too long.
+pub async fn run_bounded(job: &Job<'_>) -> Result<Finished, RunError> {
     let (program, args) = job.argv.split_first().ok_or(RunError::NotFound)?;
     let mut command = tokio::process::Command::new(program);
     command

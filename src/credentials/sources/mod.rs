@@ -222,7 +222,7 @@ async fn read(
         set: backend.env(),
         timeout,
     };
-    let done = run(&describe, backend, Op::Read, &job).await?;
+    let done = run_cli(&describe, backend, Op::Read, &job).await?;
     Ok(done.stdout)
 }
 
@@ -266,10 +266,11 @@ async fn run_write(
     };
     // The CLIs echo the stored value on stdout (`az … set` prints the whole secret): the
     // output is dropped unread, wiped with the Secret holding it.
-    run(describe, backend, op, &job).await.map(drop)
+    run_cli(describe, backend, op, &job).await.map(drop)
 }
 
-async fn run(
+/// Runs a secret store's CLI and turns each way it can fail into a [`SourceError`].
+async fn run_cli(
     describe: &str,
     backend: Backend<'_>,
     op: Op,
@@ -277,7 +278,7 @@ async fn run(
 ) -> Result<child::Finished, SourceError> {
     let program = job.argv.first().map_or("", String::as_str);
     let err = |kind, message: String| SourceError::new(describe, kind, message);
-    let done = match child::run(job).await {
+    let done = match child::run_bounded(job).await {
         Ok(done) => done,
         Err(child::RunError::NotFound) => {
             let d = if op == Op::Read {
