@@ -17,40 +17,12 @@ pub struct Desired {
     pub smoke: Option<String>,
 }
 
-/// One decision about one replica, in the order they were made.
+/// One decision about one container or replica, in the order they were made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
-    Create {
-        agent: String,
-        replica: u32,
-        role: Role,
-    },
-    /// The config changed (or `--force-recreate`, or the leader must move here): replace it.
-    Recreate {
-        agent: String,
-        replica: u32,
-        old: Member,
-        role: Role,
-    },
-    /// Up to date but stopped: deliver fresh credentials and start it again.
-    Start {
-        agent: String,
-        replica: u32,
-        existing: Member,
-    },
-    Keep {
-        existing: Member,
-    },
-    /// Up to date and running, but its smoke test has not passed: test it again.
-    Retest {
-        agent: String,
-        replica: u32,
-        existing: Member,
-    },
-    Remove {
-        existing: Member,
-        reason: RemoveReason,
-    },
+    Remove(Removal),
+    Keep(Member),
+    Do(Work),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,46 +133,9 @@ pub fn plan(desired: &[Desired], observed: &[Member], options: Options) -> Plan 
     };
     for action in actions {
         match action {
-            Action::Remove { existing, reason } => out.removals.push(Removal { existing, reason }),
-            Action::Keep { existing } => out.keeps.push(existing),
-            Action::Create {
-                agent,
-                replica,
-                role,
-            } => out.work.push(Work::Create {
-                agent,
-                replica,
-                role,
-            }),
-            Action::Recreate {
-                agent,
-                replica,
-                old,
-                role,
-            } => out.work.push(Work::Recreate {
-                agent,
-                replica,
-                old,
-                role,
-            }),
-            Action::Start {
-                agent,
-                replica,
-                existing,
-            } => out.work.push(Work::Start {
-                agent,
-                replica,
-                existing,
-            }),
-            Action::Retest {
-                agent,
-                replica,
-                existing,
-            } => out.work.push(Work::Retest {
-                agent,
-                replica,
-                existing,
-            }),
+            Action::Remove(removal) => out.removals.push(removal),
+            Action::Keep(existing) => out.keeps.push(existing),
+            Action::Do(work) => out.work.push(work),
         }
     }
     out
@@ -235,14 +170,14 @@ fn decide(desired: &[Desired], observed: &[Member], options: Options) -> Decisio
                 Some(n) if (1..=want.replicas).contains(&n) && !slots.contains_key(&n) => {
                     slots.insert(n, o);
                 }
-                Some(n) if n > want.replicas => out.actions.push(Action::Remove {
+                Some(n) if n > want.replicas => out.actions.push(Action::Remove(Removal {
                     existing: o.clone(),
                     reason: RemoveReason::ScaledDown,
-                }),
-                _ => out.actions.push(Action::Remove {
+                })),
+                _ => out.actions.push(Action::Remove(Removal {
                     existing: o.clone(),
                     reason: RemoveReason::Duplicate,
-                }),
+                })),
             }
         }
         for replica in 1..=want.replicas {
@@ -253,39 +188,37 @@ fn decide(desired: &[Desired], observed: &[Member], options: Options) -> Decisio
                 Role::Shared
             };
             out.actions.push(match slots.remove(&replica) {
-                None => Action::Create {
+                None => Action::Do(Work::Create {
                     agent,
                     replica,
                     role,
-                },
+                }),
                 Some(o) if force_recreate || o.config_hash != want.config_hash => {
-                    Action::Recreate {
+                    Action::Do(Work::Recreate {
                         agent,
                         replica,
                         old: o.clone(),
                         role,
-                    }
+                    })
                 }
-                Some(o) if !o.running() => Action::Start {
+                Some(o) if !o.running() => Action::Do(Work::Start {
                     agent,
                     replica,
                     existing: o.clone(),
-                },
+                }),
                 Some(o)
                     if want
                         .smoke
                         .as_ref()
                         .is_some_and(|h| !o.smoke.as_ref().is_some_and(|r| r.passed(h))) =>
                 {
-                    Action::Retest {
+                    Action::Do(Work::Retest {
                         agent,
                         replica,
                         existing: o.clone(),
-                    }
+                    })
                 }
-                Some(o) => Action::Keep {
-                    existing: o.clone(),
-                },
+                Some(o) => Action::Keep(o.clone()),
             });
         }
     }
@@ -296,10 +229,10 @@ fn decide(desired: &[Desired], observed: &[Member], options: Options) -> Decisio
     if !only_declared {
         for o in by_agent.into_values().flatten() {
             if remove_orphans {
-                out.actions.push(Action::Remove {
+                out.actions.push(Action::Remove(Removal {
                     existing: o.clone(),
                     reason: RemoveReason::Orphan,
-                });
+                }));
             } else {
                 out.orphans.push(o.clone());
             }
@@ -326,9 +259,8 @@ struct Decisions {
 fn assign_roles(actions: &mut [Action], leader_elsewhere: bool) {
     let mut have_leader = leader_elsewhere;
     for a in actions.iter_mut() {
-        let (Action::Keep { existing }
-        | Action::Start { existing, .. }
-        | Action::Retest { existing, .. }) = a
+        let (Action::Keep(existing)
+        | Action::Do(Work::Start { existing, .. } | Work::Retest { existing, .. })) = a
         else {
             continue;
         };
@@ -343,14 +275,14 @@ fn assign_roles(actions: &mut [Action], leader_elsewhere: bool) {
     }
     let first_new = actions
         .iter()
-        .position(|a| matches!(a, Action::Create { .. } | Action::Recreate { .. }));
+        .position(|a| matches!(a, Action::Do(Work::Create { .. } | Work::Recreate { .. })));
     let first_kept = actions.iter().position(|a| {
         matches!(
             a,
-            Action::Keep { .. } | Action::Start { .. } | Action::Retest { .. }
+            Action::Keep(_) | Action::Do(Work::Start { .. } | Work::Retest { .. })
         )
     });
-    if let Some(Action::Create { role, .. } | Action::Recreate { role, .. }) =
+    if let Some(Action::Do(Work::Create { role, .. } | Work::Recreate { role, .. })) =
         first_new.map(|i| &mut actions[i])
     {
         *role = Role::Leader;
@@ -361,14 +293,15 @@ fn assign_roles(actions: &mut [Action], leader_elsewhere: bool) {
 
 fn recreate_as(action: &Action, role: Role) -> Action {
     match action {
-        Action::Keep { existing }
-        | Action::Start { existing, .. }
-        | Action::Retest { existing, .. } => Action::Recreate {
-            agent: existing.agent.clone(),
-            replica: existing.replica.unwrap_or(1),
-            old: existing.clone(),
-            role,
-        },
+        Action::Keep(existing)
+        | Action::Do(Work::Start { existing, .. } | Work::Retest { existing, .. }) => {
+            Action::Do(Work::Recreate {
+                agent: existing.agent.clone(),
+                replica: existing.replica.unwrap_or(1),
+                old: existing.clone(),
+                role,
+            })
+        }
         other => other.clone(),
     }
 }
@@ -381,9 +314,7 @@ mod tests {
 
     impl Decisions {
         fn is_noop(&self) -> bool {
-            self.actions
-                .iter()
-                .all(|a| matches!(a, Action::Keep { .. }))
+            self.actions.iter().all(|a| matches!(a, Action::Keep(_)))
         }
     }
 
@@ -450,23 +381,22 @@ mod tests {
         p.actions
             .iter()
             .map(|a| match a {
-                Action::Create {
+                Action::Do(Work::Create {
                     agent,
                     replica,
                     role,
-                } => format!("create {agent}-{replica} {}", role.as_str()),
-                Action::Recreate {
+                }) => format!("create {agent}-{replica} {}", role.as_str()),
+                Action::Do(Work::Recreate {
                     agent,
                     replica,
                     role,
                     ..
-                } => format!("recreate {agent}-{replica} {}", role.as_str()),
-                Action::Start { existing, .. }
-                | Action::Keep { existing }
-                | Action::Retest { existing, .. } => {
+                }) => format!("recreate {agent}-{replica} {}", role.as_str()),
+                Action::Do(Work::Start { existing, .. } | Work::Retest { existing, .. })
+                | Action::Keep(existing) => {
                     format!("keep {} {}", existing.name, existing.role.as_str())
                 }
-                Action::Remove { existing, .. } => format!("remove {}", existing.name),
+                Action::Remove(r) => format!("remove {}", r.existing.name),
             })
             .collect()
     }
@@ -514,14 +444,20 @@ mod tests {
         p.actions
             .iter()
             .map(|a| match a {
-                Action::Create { agent, replica, .. } => format!("create {agent}-{replica}"),
-                Action::Recreate { agent, replica, .. } => format!("recreate {agent}-{replica}"),
-                Action::Start { agent, replica, .. } => format!("start {agent}-{replica}"),
-                Action::Retest { agent, replica, .. } => format!("retest {agent}-{replica}"),
-                Action::Keep { existing } => format!("keep {}", existing.name),
-                Action::Remove { existing, reason } => {
-                    format!("remove {} {reason:?}", existing.name)
+                Action::Do(w @ Work::Create { .. }) => {
+                    format!("create {}-{}", w.agent(), w.replica())
                 }
+                Action::Do(w @ Work::Recreate { .. }) => {
+                    format!("recreate {}-{}", w.agent(), w.replica())
+                }
+                Action::Do(w @ Work::Start { .. }) => {
+                    format!("start {}-{}", w.agent(), w.replica())
+                }
+                Action::Do(w @ Work::Retest { .. }) => {
+                    format!("retest {}-{}", w.agent(), w.replica())
+                }
+                Action::Keep(existing) => format!("keep {}", existing.name),
+                Action::Remove(r) => format!("remove {} {:?}", r.existing.name, r.reason),
             })
             .collect()
     }
