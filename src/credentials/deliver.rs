@@ -27,16 +27,9 @@ pub enum DeliverError {
 impl Transient for DeliverError {
     fn transient(&self) -> bool {
         match self {
-            Self::Engine(e)
-            | Self::ReadBack {
-                error: ReadBackError::Engine(e),
-                ..
-            } => e.is_transient(),
-            Self::ReadBack {
-                error: ReadBackError::TimedOut(_),
-                ..
-            } => true,
-            Self::Identity(_) | Self::ReadBack { .. } => false,
+            Self::Engine(e) => e.is_transient(),
+            Self::ReadBack { error, .. } => error.transient(),
+            Self::Identity(_) => false,
         }
     }
 }

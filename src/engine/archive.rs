@@ -98,6 +98,16 @@ pub enum ReadBackError {
     Corrupt(String),
 }
 
+impl super::retry::Transient for ReadBackError {
+    fn transient(&self) -> bool {
+        match self {
+            Self::Engine(e) => e.is_transient(),
+            Self::TimedOut(_) => true,
+            Self::Missing | Self::TooLarge { .. } | Self::NotRegular(_) | Self::Corrupt(_) => false,
+        }
+    }
+}
+
 /// Reads the tar stream of a single file (`GET /containers/{id}/archive?path=FILE`) and
 /// returns its bytes.
 ///

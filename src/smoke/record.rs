@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::Verdict;
 use crate::config::SmokeSpec;
 use crate::engine::archive::{self, Entry};
+use crate::engine::retry::retry;
 use crate::engine::{Engine, EngineError};
 use crate::secret::Secret;
 
@@ -85,16 +86,22 @@ pub async fn write(
             contents: Secret::new(json),
         },
     ]);
-    engine.upload_archive(id, "/", tar.to_vec()).await
+    retry(|_| {}, || engine.upload_archive(id, "/", tar.to_vec())).await
 }
 
 /// The container's record; `None` when it has none (never tested, or tested by an older
 /// claunch) or what is there is not a record.
+/// A passing engine fault is retried: a record lost to one would test the container again.
 pub async fn read(engine: &Engine, id: &str) -> Option<Record> {
-    let bytes = archive::read_single_file(
-        engine.download_archive(id, RECORD_PATH),
-        MAX_RECORD,
-        Duration::from_secs(10),
+    let bytes = retry(
+        |_| {},
+        || {
+            archive::read_single_file(
+                engine.download_archive(id, RECORD_PATH),
+                MAX_RECORD,
+                Duration::from_secs(10),
+            )
+        },
     )
     .await
     .ok()?;

@@ -564,7 +564,7 @@ fn aws_errors_name_the_source_and_the_fix() {
     status.envs(moto.env()).args(["creds", "status"]);
     let out = text(&status.output().unwrap());
     assert!(
-        out.contains("CRITICAL source (aws_secret nope) (source): no secret named nope (ResourceNotFoundException)\n  hint: create it with"),
+        out.contains("CRITICAL source (aws_secret nope): no secret named nope (ResourceNotFoundException)\n  hint: create it with"),
         "{out}"
     );
 }
