@@ -104,6 +104,10 @@ pub enum Command {
 pub struct UpArgs {
     /// Only these agents [default: all]
     pub agents: Vec<String>,
+    /// Accepted for docker compose habits; changes nothing: `claunch up` always leaves the
+    /// fleet running in the background and returns
+    #[arg(short = 'd', long)]
+    pub detach: bool,
     /// Run N replicas of AGENT, overriding `replicas:` (repeatable)
     #[arg(long, value_name = "AGENT=N")]
     pub scale: Vec<String>,
