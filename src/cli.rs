@@ -73,6 +73,19 @@ pub enum Command {
     /// Show the agents' logs, prefixed by container
     #[command(after_help = "Examples:\n  claunch logs\n  claunch logs planner -f --tail 20")]
     Logs(LogsArgs),
+    /// Stop containers, keeping them: `claunch start` starts them again
+    #[command(after_help = "Examples:\n  claunch stop\n  claunch stop planner coder-2")]
+    Stop(TargetsArgs),
+    /// Start stopped containers again, each given the current login first
+    #[command(
+        after_help = "A container stopped for a while may hold an expired access token: each gets the\nlogin in force before its command starts (a rotating login's leader the whole file,\nfollowers the access token), as `claunch up` does.\n\nExamples:\n  claunch start\n  claunch start planner-1"
+    )]
+    Start(TargetsArgs),
+    /// Stop and start containers again, each given the current login before it starts
+    #[command(
+        after_help = "Stopped ones are started too, as in compose.\n\nExamples:\n  claunch restart\n  claunch restart planner --json"
+    )]
+    Restart(TargetsArgs),
     /// Stop and remove the project's containers and the network claunch made
     #[command(after_help = "Examples:\n  claunch down\n  claunch down --volumes")]
     Down(DownArgs),
@@ -293,6 +306,16 @@ pub struct PsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TargetsArgs {
+    /// Container names, <agent>-<n> or agent names [default: every container of the project]
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// One JSON object per line instead of progress
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct LogsArgs {
     /// A container name, <agent>-<n> or an agent name [default: all]
     pub target: Option<String>,
@@ -429,6 +452,20 @@ impl Cli {
                 target: a.target,
                 follow: a.follow,
                 tail: a.tail,
+                json: a.json,
+            },
+            Command::Stop(a) => Verb::Stop {
+                targets: a.targets,
+                json: a.json,
+            },
+            Command::Start(a) => Verb::Start {
+                targets: a.targets,
+                restart: false,
+                json: a.json,
+            },
+            Command::Restart(a) => Verb::Start {
+                targets: a.targets,
+                restart: true,
                 json: a.json,
             },
             Command::Down(a) => Verb::Down {

@@ -9,9 +9,10 @@ pub(crate) mod image;
 pub(crate) mod init;
 pub(crate) mod logs;
 pub(crate) mod ps;
+pub(crate) mod stop_start;
 pub(crate) mod up;
 
-pub(crate) use crate::fleet::{members, select, Member};
+pub(crate) use crate::fleet::{members, select, select_many, Member};
 
 use std::path::PathBuf;
 
@@ -61,6 +62,16 @@ pub enum Verb {
         target: Option<String>,
         follow: bool,
         tail: Option<u64>,
+        json: bool,
+    },
+    Stop {
+        targets: Vec<String>,
+        json: bool,
+    },
+    /// `start`, or with `restart` set, `restart`.
+    Start {
+        targets: Vec<String>,
+        restart: bool,
         json: bool,
     },
     Down {
@@ -135,6 +146,12 @@ pub async fn dispatch(invocation: Invocation) -> anyhow::Result<ExitStatus> {
             tail,
             json,
         } => logs::logs(g, target.as_deref(), follow, tail, json).await,
+        Verb::Stop { targets, json } => stop_start::stop(g, &targets, report::pick(json)).await,
+        Verb::Start {
+            targets,
+            restart,
+            json,
+        } => stop_start::start(g, &targets, restart, report::pick(json)).await,
         Verb::Down { volumes, json } => down::down(g, volumes, report::pick(json)).await,
         Verb::Init { dir, force } => init::init(&dir, force),
         Verb::CredsSync(options, json) => creds::sync(g, options, report::pick(json)).await,

@@ -12,7 +12,7 @@ use crate::engine::ContainerConfig;
 
 mod member;
 
-pub use member::{members, select, Member};
+pub use member::{members, select, select_many, Member};
 
 pub mod label {
     //! Label keys. They are a contract: `ps`, `down` and other machines rely on them.

@@ -1,8 +1,12 @@
-//! The habits of a docker compose user, each answered: `up -d`.
+//! The habits of a docker compose user, each answered: `up -d` and `stop`/`start`/`restart`
+//! (which deliver the login in force before a command starts again).
 
 use predicates::prelude::*;
 
-use crate::support::{self, image, rt, Image, Project};
+use crate::support::{self, fake_token, image, login_json, now_ms, rt, Image, Project};
+
+const HOUR: i64 = 3_600_000;
+const CREDS: &str = "/home/agent/.claude/.credentials.json";
 
 /// A project of `replicas` replicas of one agent running as `agent`, brought up with
 /// compose's `-d`, which claunch takes and needs not.
@@ -25,6 +29,24 @@ fn name(p: &Project, n: u32) -> String {
     format!("{}-agent-{n}", p.name)
 }
 
+fn file_in(p: &Project, n: u32) -> serde_json::Value {
+    serde_json::from_str(&p.sh(&name(p, n), &format!("cat {CREDS}"))).unwrap()
+}
+
+fn source(p: &Project) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap())
+        .unwrap()
+}
+
+/// Writes a container's credentials file as its own claude would after a refresh.
+fn write_in(p: &Project, n: u32, json: &str) {
+    let escaped = json.replace('\'', "'\\''");
+    p.sh(
+        &name(p, n),
+        &format!("printf '%s' '{escaped}' > {CREDS}.new && chown 1000:1000 {CREDS}.new && chmod 600 {CREDS}.new && mv {CREDS}.new {CREDS}"),
+    );
+}
+
 /// Whether each of the project's containers runs, by name.
 fn running(p: &Project) -> Vec<(String, bool)> {
     let engine = support::engine();
@@ -34,6 +56,36 @@ fn running(p: &Project) -> Vec<(String, bool)> {
             let info = rt().block_on(engine.inspect_container(&id)).unwrap();
             (name, info.state.running)
         })
+        .collect()
+}
+
+fn started_at(id: &str) -> String {
+    support::docker_inspect(id)["State"]["StartedAt"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// What the image's command found when it last started (`readable` or `missing`), once
+/// it has written it: the caller removes the file before the start.
+fn at_start(p: &Project, n: u32) -> String {
+    for _ in 0..100 {
+        let found = p.sh(&name(p, n), "cat /tmp/at-start 2>/dev/null");
+        if !found.is_empty() {
+            return found.trim().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{}: its command did not start", name(p, n));
+}
+
+fn stdout(out: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
 
@@ -49,4 +101,108 @@ fn up_detach_is_taken_and_changes_nothing() {
             name(&p, 1)
         )));
     assert_eq!(running(&p), [(name(&p, 1), true)]);
+}
+
+#[test]
+fn stop_start_and_restart_deliver_the_login_in_force() {
+    let p = fleet("stopstart", 2);
+    let ids: Vec<String> = p.containers().into_iter().map(|(_, id)| id).collect();
+
+    // The follower's file is gone: only a delivery before start makes it readable again.
+    p.sh(&name(&p, 2), &format!("rm {CREDS} /tmp/at-start"));
+    let out = p
+        .claunch()
+        .args(["stop", "agent-2", "--json"])
+        .assert()
+        .success();
+    let events = json_lines(&stdout(&out));
+    assert!(
+        events.iter().any(|e| e["event"] == "finished"
+            && e["container"] == name(&p, 2).as_str()
+            && e["outcome"]["detail"] == "stopped"),
+        "{events:?}"
+    );
+    assert_eq!(running(&p), [(name(&p, 1), true), (name(&p, 2), false)]);
+
+    // `claude login` again on the host while the follower is stopped.
+    let (access, refresh) = (fake_token("oat") + "RELOGIN", fake_token("ort") + "RELOGIN");
+    p.write_credentials(&login_json(
+        &access,
+        &refresh,
+        now_ms() + 8 * HOUR + 120_000,
+    ));
+    p.claunch().arg("start").assert().success().stdout(
+        predicate::str::contains(format!("{} | done: already running", name(&p, 1)))
+            .and(predicate::str::contains(format!(
+                "{} | done: started",
+                name(&p, 2)
+            )))
+            .and(predicate::str::contains(format!(
+                "{}: 1 started, 0 failed",
+                p.name
+            ))),
+    );
+    assert_eq!(
+        at_start(&p, 2),
+        "readable",
+        "the login was there when the command started"
+    );
+    let follower = file_in(&p, 2);
+    assert_eq!(follower["claudeAiOauth"]["accessToken"], access.as_str());
+    assert!(
+        follower["claudeAiOauth"].get("refreshToken").is_none(),
+        "a follower gets the access token only: {follower}"
+    );
+
+    // The leader's claude refreshes, then the fleet restarts: its newer login is taken back
+    // to the source and spread, never overwritten by the older one.
+    let (access2, refresh2) = (
+        fake_token("oat") + "REFRESHED",
+        fake_token("ort") + "REFRESHED",
+    );
+    write_in(
+        &p,
+        1,
+        &login_json(&access2, &refresh2, now_ms() + 8 * HOUR + 240_000),
+    );
+    let before: Vec<String> = ids.iter().map(|id| started_at(id)).collect();
+    p.claunch().arg("restart").assert().success().stdout(
+        predicate::str::contains(format!("{} | done: restarted (leader)", name(&p, 1))).and(
+            predicate::str::contains(format!("{} | done: restarted", name(&p, 2))),
+        ),
+    );
+    for (id, was) in ids.iter().zip(&before) {
+        assert_ne!(&started_at(id), was, "{id} was restarted");
+    }
+    assert_eq!(
+        source(&p)["claudeAiOauth"]["refreshToken"],
+        refresh2.as_str()
+    );
+    assert_eq!(
+        file_in(&p, 1)["claudeAiOauth"]["refreshToken"],
+        refresh2.as_str()
+    );
+    let follower = file_in(&p, 2);
+    assert_eq!(follower["claudeAiOauth"]["accessToken"], access2.as_str());
+    assert!(follower["claudeAiOauth"].get("refreshToken").is_none());
+
+    p.sh(&name(&p, 2), &format!("rm {CREDS} /tmp/at-start"));
+    p.claunch()
+        .arg("stop")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "{}: 2 stopped, 0 already stopped, 0 failed",
+            p.name
+        )));
+    assert_eq!(running(&p), [(name(&p, 1), false), (name(&p, 2), false)]);
+    // `up` starts stopped containers the same way.
+    p.claunch().arg("up").assert().success();
+    assert_eq!(running(&p), [(name(&p, 1), true), (name(&p, 2), true)]);
+    assert_eq!(at_start(&p, 2), "readable");
+    p.claunch()
+        .args(["restart", "ghost"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no container matches `ghost`"));
 }

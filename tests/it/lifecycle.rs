@@ -181,7 +181,9 @@ fn completions_and_help_work() {
         .assert()
         .success()
         .stdout(predicate::str::contains("claunch"));
-    for sub in ["up", "exec", "ps", "logs", "down", "init"] {
+    for sub in [
+        "up", "exec", "ps", "logs", "stop", "start", "restart", "down", "init",
+    ] {
         let mut c = assert_cmd::Command::cargo_bin("claunch").unwrap();
         c.args([sub, "--help"])
             .assert()
@@ -199,6 +201,9 @@ const HELP_PAGES: &[&[&str]] = &[
     &["exec"],
     &["ps"],
     &["logs"],
+    &["stop"],
+    &["start"],
+    &["restart"],
     &["down"],
     &["init"],
     &["creds"],
