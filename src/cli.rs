@@ -12,6 +12,7 @@ use crate::commands::creds::{StatusOptions, SyncOptions};
 use crate::commands::doctor::DoctorOptions;
 use crate::commands::exec::{ExecOptions, OutputFormat as ClaudeFormat};
 use crate::commands::image::BuildOptions;
+use crate::commands::ps::PsOptions;
 use crate::commands::up::UpOptions;
 use crate::commands::{Global, Invocation, Verb};
 use crate::config;
@@ -300,9 +301,24 @@ pub struct ImageBuildArgs {
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
+    /// Stopped containers too [default: only those running]
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only the containers' ids, one a line
+    #[arg(short, long, conflicts_with_all = ["json", "format"])]
+    pub quiet: bool,
+    /// A table, or one JSON object per container per line (as --json)
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<PsFormat>,
     /// One JSON object per container, per line
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PsFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -447,7 +463,11 @@ impl Cli {
                 smoke: a.smoke,
                 json: a.json,
             }),
-            Command::Ps(a) => Verb::Ps { json: a.json },
+            Command::Ps(a) => Verb::Ps(PsOptions {
+                all: a.all,
+                quiet: a.quiet,
+                json: a.json || a.format == Some(PsFormat::Json),
+            }),
             Command::Logs(a) => Verb::Logs {
                 target: a.target,
                 follow: a.follow,

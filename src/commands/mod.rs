@@ -1,6 +1,7 @@
 //! One module per command, and what they share: loading the spec, reaching the engine,
 //! and finding the project's containers.
 
+mod clock;
 pub(crate) mod creds;
 pub(crate) mod doctor;
 pub(crate) mod down;
@@ -55,9 +56,7 @@ pub struct Invocation {
 pub enum Verb {
     Up(up::UpOptions, bool),
     Exec(exec::ExecOptions),
-    Ps {
-        json: bool,
-    },
+    Ps(ps::PsOptions),
     Logs {
         target: Option<String>,
         follow: bool,
@@ -139,7 +138,7 @@ pub async fn dispatch(invocation: Invocation) -> anyhow::Result<ExitStatus> {
     match invocation.verb {
         Verb::Up(options, json) => up::up(g, options, report::pick(json)).await,
         Verb::Exec(options) => exec::exec(g, options).await,
-        Verb::Ps { json } => ps::ps(g, json).await,
+        Verb::Ps(options) => ps::ps(g, options).await,
         Verb::Logs {
             target,
             follow,

@@ -1,5 +1,6 @@
-//! The habits of a docker compose user, each answered: `up -d` and `stop`/`start`/`restart`
-//! (which deliver the login in force before a command starts again).
+//! The habits of a docker compose user, each answered: `up -d`, `stop`/`start`/`restart`
+//! (which deliver the login in force before a command starts again) and `ps -q/-a` and
+//! `--format`.
 
 use predicates::prelude::*;
 
@@ -205,4 +206,62 @@ fn stop_start_and_restart_deliver_the_login_in_force() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("no container matches `ghost`"));
+}
+
+#[test]
+fn ps_lists_running_ones_all_with_a_and_ids_with_q() {
+    let p = fleet("psflags", 2);
+    let ids: Vec<String> = p.containers().into_iter().map(|(_, id)| id).collect();
+    p.claunch().args(["stop", "agent-2"]).assert().success();
+
+    let out = p.claunch().arg("ps").assert().success();
+    let table = stdout(&out);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains(&name(&p, 1)) && !table.contains(&name(&p, 2)),
+        "{table}"
+    );
+    let out = p.claunch().args(["ps", "-a"]).assert().success();
+    let table = stdout(&out);
+    assert!(
+        table.contains(&name(&p, 1)) && table.contains(&name(&p, 2)),
+        "{table}"
+    );
+    assert!(table.contains("exited"), "{table}");
+
+    p.claunch()
+        .args(["ps", "-q"])
+        .assert()
+        .success()
+        .stdout(format!("{}\n", ids[0]));
+    p.claunch()
+        .args(["ps", "-aq"])
+        .assert()
+        .success()
+        .stdout(format!("{}\n{}\n", ids[0], ids[1]));
+
+    let names = |args: &[&str]| -> Vec<String> {
+        let out = p.claunch().args(args).assert().success();
+        json_lines(&stdout(&out))
+            .iter()
+            .map(|row| row["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&["ps", "--format", "json"]), [name(&p, 1)]);
+    assert_eq!(names(&["ps", "--json"]), [name(&p, 1)]);
+    assert_eq!(
+        names(&["ps", "-a", "--format", "json"]),
+        [name(&p, 1), name(&p, 2)]
+    );
+    p.claunch()
+        .args(["ps", "--format", "table"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("NAME"));
+
+    p.claunch().arg("stop").assert().success();
+    p.claunch().arg("ps").assert().success().stderr(format!(
+        "project `{}` has no running containers (2 stopped: `claunch ps -a` lists them)\n",
+        p.name
+    ));
 }
