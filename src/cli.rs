@@ -12,6 +12,7 @@ use crate::commands::creds::{StatusOptions, SyncOptions};
 use crate::commands::doctor::DoctorOptions;
 use crate::commands::exec::{ExecOptions, OutputFormat as ClaudeFormat};
 use crate::commands::image::BuildOptions;
+use crate::commands::logs::{LogsOptions, Since};
 use crate::commands::ps::PsOptions;
 use crate::commands::up::UpOptions;
 use crate::commands::{Global, Invocation, Verb};
@@ -72,7 +73,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  claunch ps\n  claunch ps --json")]
     Ps(PsArgs),
     /// Show the agents' logs, prefixed by container
-    #[command(after_help = "Examples:\n  claunch logs\n  claunch logs planner -f --tail 20")]
+    #[command(
+        after_help = "Examples:\n  claunch logs\n  claunch logs planner -f --tail 20\n  claunch logs planner-1 -t --since 10m"
+    )]
     Logs(LogsArgs),
     /// Stop containers, keeping them: `claunch start` starts them again
     #[command(after_help = "Examples:\n  claunch stop\n  claunch stop planner coder-2")]
@@ -341,6 +344,12 @@ pub struct LogsArgs {
     /// Only the last N lines of each
     #[arg(long, value_name = "N")]
     pub tail: Option<u64>,
+    /// Each line with the time the engine got it (RFC 3339)
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Only lines since then: a duration back from now (10m, 1h30m) or an RFC 3339 time
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
     /// One JSON object per line of output, with its container and stream
     #[arg(long)]
     pub json: bool,
@@ -468,12 +477,18 @@ impl Cli {
                 quiet: a.quiet,
                 json: a.json || a.format == Some(PsFormat::Json),
             }),
-            Command::Logs(a) => Verb::Logs {
+            Command::Logs(a) => Verb::Logs(LogsOptions {
                 target: a.target,
                 follow: a.follow,
                 tail: a.tail,
+                timestamps: a.timestamps,
+                since: a
+                    .since
+                    .as_deref()
+                    .map(|s| Since::parse(s).map_err(|e| anyhow::anyhow!("--since {s}: {e}")))
+                    .transpose()?,
                 json: a.json,
-            },
+            }),
             Command::Stop(a) => Verb::Stop {
                 targets: a.targets,
                 json: a.json,

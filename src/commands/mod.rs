@@ -57,12 +57,7 @@ pub enum Verb {
     Up(up::UpOptions, bool),
     Exec(exec::ExecOptions),
     Ps(ps::PsOptions),
-    Logs {
-        target: Option<String>,
-        follow: bool,
-        tail: Option<u64>,
-        json: bool,
-    },
+    Logs(logs::LogsOptions),
     Stop {
         targets: Vec<String>,
         json: bool,
@@ -139,12 +134,7 @@ pub async fn dispatch(invocation: Invocation) -> anyhow::Result<ExitStatus> {
         Verb::Up(options, json) => up::up(g, options, report::pick(json)).await,
         Verb::Exec(options) => exec::exec(g, options).await,
         Verb::Ps(options) => ps::ps(g, options).await,
-        Verb::Logs {
-            target,
-            follow,
-            tail,
-            json,
-        } => logs::logs(g, target.as_deref(), follow, tail, json).await,
+        Verb::Logs(options) => logs::logs(g, &options).await,
         Verb::Stop { targets, json } => stop_start::stop(g, &targets, report::pick(json)).await,
         Verb::Start {
             targets,

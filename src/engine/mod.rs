@@ -43,6 +43,19 @@ pub enum Output {
 
 pub type OutputStream = Pin<Box<dyn Stream<Item = Result<Output>> + Send>>;
 
+/// Which part of a container's logs to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogsQuery {
+    /// Keep the stream open for what the container prints next.
+    pub follow: bool,
+    /// Only the last N lines; all when `None`.
+    pub tail: Option<u64>,
+    /// Each line starts with the engine's RFC 3339 time for it.
+    pub timestamps: bool,
+    /// Only what was printed at or after this Unix time, in seconds.
+    pub since: Option<i64>,
+}
+
 /// A started exec: its output as it comes, and a handle to ask its exit code at the end.
 pub struct ExecSession {
     pub id: String,
@@ -297,13 +310,20 @@ impl Engine {
         })
     }
 
-    /// The container's logs, both streams, optionally following.
-    pub fn logs(&self, id: &str, follow: bool, tail: Option<u64>) -> OutputStream {
+    /// The container's logs, both streams, as much of them as `query` asks for.
+    pub fn logs(&self, id: &str, query: LogsQuery) -> OutputStream {
         let options = LogsOptions {
-            follow,
+            follow: query.follow,
             stdout: true,
             stderr: true,
-            tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            tail: query
+                .tail
+                .map_or_else(|| "all".to_string(), |n| n.to_string()),
+            timestamps: query.timestamps,
+            // The engine reads 0 as "from the start": a time before 1970 means the same.
+            since: query
+                .since
+                .map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
             ..Default::default()
         };
         let object = id.to_string();

@@ -1,6 +1,6 @@
 //! The habits of a docker compose user, each answered: `up -d`, `stop`/`start`/`restart`
-//! (which deliver the login in force before a command starts again) and `ps -q/-a` and
-//! `--format`.
+//! (which deliver the login in force before a command starts again), `ps -q/-a` and
+//! `--format` and `logs -t/--since`.
 
 use predicates::prelude::*;
 
@@ -264,4 +264,49 @@ fn ps_lists_running_ones_all_with_a_and_ids_with_q() {
         "project `{}` has no running containers (2 stopped: `claunch ps -a` lists them)\n",
         p.name
     ));
+}
+
+#[test]
+fn logs_take_timestamps_and_since() {
+    let p = fleet("logsflags", 1);
+    // The command has printed its first line by the time it notes what it found.
+    at_start(&p, 1);
+    let line = format!("{} | ", name(&p, 1));
+    let out = p.claunch().args(["logs", "-t"]).assert().success();
+    let text = stdout(&out);
+    let stamped = text
+        .lines()
+        .find(|l| l.ends_with("agent started as uid 1000"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let stamp = stamped
+        .strip_prefix(&line)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap();
+    assert!(
+        stamp.len() > 20 && stamp.starts_with("20") && stamp.ends_with('Z'),
+        "an RFC 3339 time first: {stamped}"
+    );
+
+    let started = format!("{line}agent started as uid 1000");
+    p.claunch()
+        .args(["logs", "--since", "10m"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(started.as_str()));
+    p.claunch()
+        .args([
+            "logs",
+            "agent",
+            "--since",
+            "2099-01-01T00:00:00Z",
+            "--timestamps",
+        ])
+        .assert()
+        .success()
+        .stdout("");
+    p.claunch()
+        .args(["logs", "--since", "yesterday"])
+        .assert()
+        .failure()
+        .stderr("error: --since yesterday: neither a duration nor a time\n  hint: write a duration like 10m or 1h30m, or an RFC 3339 time like 2026-11-28T13:14:15Z\n");
 }
