@@ -14,6 +14,7 @@ use crate::commands::exec::{ExecOptions, OutputFormat as ClaudeFormat};
 use crate::commands::image::BuildOptions;
 use crate::commands::logs::{LogsOptions, Since};
 use crate::commands::ps::PsOptions;
+use crate::commands::resolved::Show;
 use crate::commands::up::UpOptions;
 use crate::commands::{Global, Invocation, Verb};
 use crate::config;
@@ -93,6 +94,11 @@ pub enum Command {
     /// Stop and remove the project's containers and the network claunch made
     #[command(after_help = "Examples:\n  claunch down\n  claunch down --volumes")]
     Down(DownArgs),
+    /// Print the config as claunch reads it: interpolated, defaults filled in, secrets redacted
+    #[command(
+        after_help = "Secrets are shown as <redacted>: `oauth_token`, `api_key`, the value of each env variable\nwhose name says secret (…TOKEN, …KEY, …SECRET, …PASSWORD…), and anything shaped like a\nClaude token. `$` is written `$$`, so that the output loads again as a claunch.yaml.\n\nExamples:\n  claunch config\n  claunch config --quiet && claunch up\n  claunch config --services"
+    )]
+    Config(ConfigArgs),
     /// Write a commented claunch.yaml and keep credentials out of git
     #[command(after_help = "Examples:\n  claunch init\n  claunch init --force")]
     Init(InitArgs),
@@ -335,6 +341,16 @@ pub struct TargetsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print nothing: only check the config (the exit code says whether it is valid)
+    #[arg(short, long, conflicts_with = "services")]
+    pub quiet: bool,
+    /// Only the agents' names, one a line (compose's services)
+    #[arg(long)]
+    pub services: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct LogsArgs {
     /// A container name, <agent>-<n> or an agent name [default: all]
     pub target: Option<String>,
@@ -503,6 +519,11 @@ impl Cli {
                 restart: true,
                 json: a.json,
             },
+            Command::Config(a) => Verb::Config(match (a.quiet, a.services) {
+                (true, _) => Show::Nothing,
+                (false, true) => Show::Agents,
+                (false, false) => Show::Config,
+            }),
             Command::Down(a) => Verb::Down {
                 volumes: a.volumes,
                 json: a.json,

@@ -10,6 +10,7 @@ pub(crate) mod image;
 pub(crate) mod init;
 pub(crate) mod logs;
 pub(crate) mod ps;
+pub(crate) mod resolved;
 pub(crate) mod stop_start;
 pub(crate) mod up;
 
@@ -68,6 +69,8 @@ pub enum Verb {
         restart: bool,
         json: bool,
     },
+    /// `config`: what of the resolved config to print.
+    Config(resolved::Show),
     Down {
         volumes: bool,
         json: bool,
@@ -141,6 +144,7 @@ pub async fn dispatch(invocation: Invocation) -> anyhow::Result<ExitStatus> {
             restart,
             json,
         } => stop_start::start(g, &targets, restart, report::pick(json)).await,
+        Verb::Config(show) => resolved::config(g, show),
         Verb::Down { volumes, json } => down::down(g, volumes, report::pick(json)).await,
         Verb::Init { dir, force } => init::init(&dir, force),
         Verb::CredsSync(options, json) => creds::sync(g, options, report::pick(json)).await,

@@ -1,6 +1,6 @@
 //! The habits of a docker compose user, each answered: `up -d`, `stop`/`start`/`restart`
 //! (which deliver the login in force before a command starts again), `ps -q/-a` and
-//! `--format` and `logs -t/--since`.
+//! `--format`, `logs -t/--since` and `config`.
 
 use predicates::prelude::*;
 
@@ -309,4 +309,70 @@ fn logs_take_timestamps_and_since() {
         .assert()
         .failure()
         .stderr("error: --since yesterday: neither a duration nor a time\n  hint: write a duration like 10m or 1h30m, or an RFC 3339 time like 2026-11-28T13:14:15Z\n");
+}
+
+#[test]
+fn config_prints_the_resolved_file_with_secrets_redacted() {
+    let p = Project::new("config");
+    let key = fake_token("api");
+    let yaml = "project: {project}\ncredentials:\n  api_key: ${KEY}\nagents:\n  planner:\n    image: img:1\n    env:\n      GITHUB_TOKEN: ${GH}\n      LOG_LEVEL: info\n  coder:\n    image: img:2\n    replicas: 3\n    smoke: false\n";
+    p.write_config(yaml);
+    let claunch = || {
+        let mut c = p.claunch();
+        c.env("KEY", &key).env("GH", "ghp_not-for-your-eyes");
+        c
+    };
+    let out = claunch().arg("config").assert().success();
+    let text = stdout(&out);
+    assert!(
+        !text.contains(&key[..20]) && !text.contains("ghp_"),
+        "{text}"
+    );
+    for expected in [
+        format!("project: {}\n", p.name),
+        "  api_key: <redacted>\n  timeout: 30s\n".to_string(),
+        "      GITHUB_TOKEN: <redacted>\n      LOG_LEVEL: info\n".to_string(),
+        format!("    network: {}_default\n", p.name),
+        "    smoke:\n      prompt: Say hello\n      max_turns: 1\n      timeout: 120s\n"
+            .to_string(),
+        "    replicas: 3\n".to_string(),
+        "    smoke: false\n".to_string(),
+    ] {
+        assert!(text.contains(&expected), "{expected:?} in\n{text}");
+    }
+    // It is a claunch.yaml: it loads again.
+    let again = tempfile::tempdir().unwrap();
+    std::fs::write(again.path().join("claunch.yaml"), &text).unwrap();
+    p.claunch()
+        .arg("-f")
+        .arg(again.path().join("claunch.yaml"))
+        .args(["config", "--quiet"])
+        .assert()
+        .success()
+        .stdout("");
+
+    claunch()
+        .args(["config", "--services"])
+        .assert()
+        .success()
+        .stdout("planner\ncoder\n");
+    claunch()
+        .args(["config", "-q"])
+        .assert()
+        .success()
+        .stdout("");
+    std::fs::write(
+        p.path("claunch.yaml"),
+        "agents:\n  planner:\n    image: x\n    replica: 2\n",
+    )
+    .unwrap();
+    p.claunch()
+        .args(["config", "--quiet"])
+        .assert()
+        .failure()
+        .stdout("")
+        .stderr(
+            predicate::str::contains("claunch.yaml:4:5: agents.planner")
+                .and(predicate::str::contains("did you mean `replicas`?")),
+        );
 }
