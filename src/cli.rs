@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::commands::creds::export::ExportOptions;
 use crate::commands::creds::{StatusOptions, SyncOptions};
@@ -16,6 +16,7 @@ use crate::commands::logs::{LogsOptions, Since};
 use crate::commands::ps::PsOptions;
 use crate::commands::resolved::Show;
 use crate::commands::up::UpOptions;
+use crate::commands::version::Asked;
 use crate::commands::{Global, Invocation, Verb};
 use crate::config;
 
@@ -23,6 +24,10 @@ use crate::config;
 #[command(
     name = "claunch",
     version,
+    // Its own `-V/--version`: the engine's version too, which clap's cannot print.
+    disable_version_flag = true,
+    arg_required_else_help = true,
+    override_usage = "claunch [OPTIONS] <COMMAND>",
     about = "Launch and run fleets of headless Claude Code agents in Docker on a Claude subscription login",
     long_about = "Launch and run fleets of headless Claude Code agents in Docker on a Claude subscription login.\n\n\
 claunch reads claunch.yaml, creates the agents' containers through the Docker Engine API, \
@@ -33,8 +38,11 @@ or an argument), starts them and smoke-tests each with a real `claude -p`.",
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Print version: claunch's, the engine's and the API version they speak
+    #[arg(short = 'V', long, action = ArgAction::SetTrue)]
+    pub version: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +121,11 @@ pub enum Command {
     /// Build agent images with the real Claude Code CLI in them
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Print claunch's version, the engine's and the API version they speak
+    #[command(
+        after_help = "Exits 1 when the engine cannot be reached (`claunch --version` still exits 0).\n\nExamples:\n  claunch version\n  claunch version --json"
+    )]
+    Version(VersionArgs),
     /// Print shell completions
     #[command(
         after_help = "Examples:\n  claunch completions bash > /etc/bash_completion.d/claunch\n  claunch completions zsh > \"${fpath[1]}/_claunch\""
@@ -351,6 +364,13 @@ pub struct ConfigArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// One JSON object: claunch's version and the engine's (or why it is out of reach)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct LogsArgs {
     /// A container name, <agent>-<n> or an agent name [default: all]
     pub target: Option<String>,
@@ -409,7 +429,19 @@ impl Cli {
             host: g.host,
             parallel: usize::try_from(g.parallel).unwrap_or(8),
         };
-        let verb = match self.command {
+        let command = match self.command {
+            _ if self.version => {
+                return Ok(Invocation {
+                    global,
+                    verb: Verb::Version(Asked::Flag),
+                })
+            }
+            Some(command) => command,
+            None => {
+                bail!("no command given\n  hint: `claunch --help` lists them, e.g. `claunch up`")
+            }
+        };
+        let verb = match command {
             Command::Up(a) => Verb::Up(
                 UpOptions {
                     agents: a.agents,
@@ -524,6 +556,7 @@ impl Cli {
                 (false, true) => Show::Agents,
                 (false, false) => Show::Config,
             }),
+            Command::Version(a) => Verb::Version(Asked::Command { json: a.json }),
             Command::Down(a) => Verb::Down {
                 volumes: a.volumes,
                 json: a.json,

@@ -13,6 +13,7 @@ pub(crate) mod ps;
 pub(crate) mod resolved;
 pub(crate) mod stop_start;
 pub(crate) mod up;
+pub(crate) mod version;
 
 pub(crate) use crate::fleet::{members, select, select_many, Member};
 
@@ -71,6 +72,7 @@ pub enum Verb {
     },
     /// `config`: what of the resolved config to print.
     Config(resolved::Show),
+    Version(version::Asked),
     Down {
         volumes: bool,
         json: bool,
@@ -145,6 +147,7 @@ pub async fn dispatch(invocation: Invocation) -> anyhow::Result<ExitStatus> {
             json,
         } => stop_start::start(g, &targets, restart, report::pick(json)).await,
         Verb::Config(show) => resolved::config(g, show),
+        Verb::Version(asked) => version::version(g, asked).await,
         Verb::Down { volumes, json } => down::down(g, volumes, report::pick(json)).await,
         Verb::Init { dir, force } => init::init(&dir, force),
         Verb::CredsSync(options, json) => creds::sync(g, options, report::pick(json)).await,

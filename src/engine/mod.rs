@@ -98,11 +98,13 @@ impl Engine {
         &self.endpoint
     }
 
+    /// The engine's version, and the API version this client negotiated with it.
     pub async fn version(&self) -> Result<EngineVersion> {
+        let negotiated = self.docker.client_version().to_string();
         self.docker
             .version()
             .await
-            .map(EngineVersion::from)
+            .map(|v| EngineVersion::new(v, negotiated))
             .map_err(|e| EngineError::from_bollard("version of", &self.endpoint, e))
     }
 

@@ -1,6 +1,6 @@
 //! The habits of a docker compose user, each answered: `up -d`, `stop`/`start`/`restart`
 //! (which deliver the login in force before a command starts again), `ps -q/-a` and
-//! `--format`, `logs -t/--since` and `config`.
+//! `--format`, `logs -t/--since`, `config` and `version`/`--version`.
 
 use predicates::prelude::*;
 
@@ -375,4 +375,53 @@ fn config_prints_the_resolved_file_with_secrets_redacted() {
             predicate::str::contains("claunch.yaml:4:5: agents.planner")
                 .and(predicate::str::contains("did you mean `replicas`?")),
         );
+}
+
+#[test]
+fn version_names_claunch_the_engine_and_the_negotiated_api() {
+    let p = Project::new("version");
+    let engine = support::engine();
+    let v = rt().block_on(engine.version()).unwrap();
+    let expected = format!(
+        "claunch {}\nengine: Docker {} ({}/{}) at {}\napi: {} (negotiated; the engine speaks up to {})\n",
+        env!("CARGO_PKG_VERSION"),
+        v.version,
+        v.os,
+        v.arch,
+        engine.endpoint(),
+        v.negotiated_api,
+        v.api_version
+    );
+    assert!(!v.negotiated_api.is_empty() && v.negotiated_api != "?");
+    p.claunch()
+        .arg("version")
+        .assert()
+        .success()
+        .stdout(expected.clone());
+    p.claunch()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(expected);
+    let out = p.claunch().args(["version", "--json"]).assert().success();
+    let v2: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v2["claunch"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v2["engine"]["negotiated_api"], v.negotiated_api.as_str());
+
+    let own = format!("claunch {}\n", env!("CARGO_PKG_VERSION"));
+    let unreachable = "cannot reach the Docker engine at tcp://127.0.0.1:1";
+    p.claunch()
+        .args(["-H", "tcp://127.0.0.1:1", "version"])
+        .assert()
+        .code(1)
+        .stdout(own.clone())
+        .stderr(predicate::str::starts_with(format!("error: {unreachable}")));
+    p.claunch()
+        .args(["-H", "tcp://127.0.0.1:1", "--version"])
+        .assert()
+        .code(0)
+        .stdout(own)
+        .stderr(predicate::str::starts_with(format!(
+            "warning: {unreachable}"
+        )));
 }

@@ -182,7 +182,7 @@ fn completions_and_help_work() {
         .success()
         .stdout(predicate::str::contains("claunch"));
     for sub in [
-        "up", "exec", "ps", "logs", "stop", "start", "restart", "down", "config", "init",
+        "up", "exec", "ps", "logs", "stop", "start", "restart", "down", "config", "init", "version",
     ] {
         let mut c = assert_cmd::Command::cargo_bin("claunch").unwrap();
         c.args([sub, "--help"])
@@ -215,6 +215,7 @@ const HELP_PAGES: &[&[&str]] = &[
     &["doctor"],
     &["image"],
     &["image", "build"],
+    &["version"],
     &["completions"],
 ];
 
