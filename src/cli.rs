@@ -102,6 +102,11 @@ pub enum Command {
     /// Stop and remove the project's containers and the network claunch made
     #[command(after_help = "Examples:\n  claunch down\n  claunch down --volumes")]
     Down(DownArgs),
+    /// Pull the agents' images from their registries
+    #[command(
+        after_help = "No registry? `claunch image build` makes an agent image on the engine itself.\n\nExamples:\n  claunch pull\n  claunch pull planner"
+    )]
+    Pull(PullArgs),
     /// Print the config as claunch reads it: interpolated, defaults filled in, secrets redacted
     #[command(
         after_help = "Secrets are shown as <redacted>: `oauth_token`, `api_key`, the value of each env variable\nwhose name says secret (…TOKEN, …KEY, …SECRET, …PASSWORD…), and anything shaped like a\nClaude token. `$` is written `$$`, so that the output loads again as a claunch.yaml.\n\nExamples:\n  claunch config\n  claunch config --quiet && claunch up\n  claunch config --services"
@@ -354,6 +359,15 @@ pub struct TargetsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Only these agents' images [default: all]
+    pub agents: Vec<String>,
+    /// One JSON object per line instead of progress
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ConfigArgs {
     /// Print nothing: only check the config (the exit code says whether it is valid)
     #[arg(short, long, conflicts_with = "services")]
@@ -549,6 +563,10 @@ impl Cli {
             Command::Restart(a) => Verb::Start {
                 targets: a.targets,
                 restart: true,
+                json: a.json,
+            },
+            Command::Pull(a) => Verb::Pull {
+                agents: a.agents,
                 json: a.json,
             },
             Command::Config(a) => Verb::Config(match (a.quiet, a.services) {

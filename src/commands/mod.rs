@@ -10,6 +10,7 @@ pub(crate) mod image;
 pub(crate) mod init;
 pub(crate) mod logs;
 pub(crate) mod ps;
+pub(crate) mod pull;
 pub(crate) mod resolved;
 pub(crate) mod stop_start;
 pub(crate) mod up;
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::config::{self, ConfigError, Spec};
+use crate::config::{self, AgentSpec, ConfigError, Spec};
 use crate::engine::Engine;
 use crate::report;
 
@@ -72,6 +73,10 @@ pub enum Verb {
     },
     /// `config`: what of the resolved config to print.
     Config(resolved::Show),
+    Pull {
+        agents: Vec<String>,
+        json: bool,
+    },
     Version(version::Asked),
     Down {
         volumes: bool,
@@ -147,6 +152,7 @@ pub async fn dispatch(invocation: Invocation) -> anyhow::Result<ExitStatus> {
             json,
         } => stop_start::start(g, &targets, restart, report::pick(json)).await,
         Verb::Config(show) => resolved::config(g, show),
+        Verb::Pull { agents, json } => pull::pull(g, &agents, report::pick(json)).await,
         Verb::Version(asked) => version::version(g, asked).await,
         Verb::Down { volumes, json } => down::down(g, volumes, report::pick(json)).await,
         Verb::Init { dir, force } => init::init(&dir, force),
@@ -180,6 +186,26 @@ pub fn load_spec(global: &Global) -> anyhow::Result<Spec> {
         eprintln!("warning: {warning}");
     }
     Ok(loaded.spec)
+}
+
+/// The agents `names` (all when empty), each checked against the config.
+pub(crate) fn chosen_agents<'a>(
+    spec: &'a Spec,
+    names: &[String],
+) -> anyhow::Result<Vec<&'a AgentSpec>> {
+    if let Some(unknown) = names.iter().find(|n| spec.agent(n).is_none()) {
+        let known: Vec<&str> = spec.agents.iter().map(|a| a.name.as_str()).collect();
+        anyhow::bail!(
+            "no agent `{unknown}` in {}\n  hint: the agents are {}",
+            spec.file.display(),
+            known.join(", ")
+        );
+    }
+    Ok(spec
+        .agents
+        .iter()
+        .filter(|a| names.is_empty() || names.contains(&a.name))
+        .collect())
 }
 
 /// The project name without needing a valid config when `-p` names it (for `down`, `ps`).

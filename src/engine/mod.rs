@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, ExecConfig, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
-    BuildImageOptions, ContainerArchiveInfoOptions, CreateContainerOptions,
+    BuildImageOptions, ContainerArchiveInfoOptions, CreateContainerOptions, CreateImageOptions,
     DownloadFromContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
     LogsOptions, RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
@@ -484,6 +484,47 @@ impl Engine {
                 if !line.trim().is_empty() {
                     progress(line.trim_end());
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pulls `name` at `tag` (a tag or a digest) from its registry; each status line the
+    /// engine prints goes to `progress`, but a layer's byte counts as they grow.
+    pub async fn pull_image(
+        &self,
+        name: &str,
+        tag: &str,
+        mut progress: impl FnMut(&str) + Send,
+    ) -> Result<()> {
+        let options = CreateImageOptions {
+            from_image: Some(name.to_string()),
+            // Never empty: an empty tag pulls every tag of the repository.
+            tag: Some(tag.to_string()),
+            ..Default::default()
+        };
+        let object = format!("{name}:{tag}");
+        let mut stream = std::pin::pin!(self.docker.create_image(Some(options), None, None));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| match e {
+                // An error the engine sent in the middle of the stream, in its own words.
+                bollard::errors::Error::DockerStreamError { error } => EngineError::Api {
+                    op: "pull image",
+                    object: object.clone(),
+                    status: None,
+                    message: error.trim().to_string(),
+                },
+                e => EngineError::from_bollard("pull image", &object, e),
+            })?;
+            let Some(status) = info.status.filter(|s| !s.trim().is_empty()) else {
+                continue;
+            };
+            if info.progress_detail.is_some_and(|p| p.total.is_some()) {
+                continue;
+            }
+            match info.id.filter(|id| !id.is_empty()) {
+                Some(id) => progress(&format!("{id}: {status}")),
+                None => progress(&status),
             }
         }
         Ok(())

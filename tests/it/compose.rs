@@ -1,6 +1,7 @@
 //! The habits of a docker compose user, each answered: `up -d`, `stop`/`start`/`restart`
 //! (which deliver the login in force before a command starts again), `ps -q/-a` and
-//! `--format`, `logs -t/--since`, `config` and `version`/`--version`.
+//! `--format`, `logs -t/--since`, `config`, `version`/`--version` and `pull` with no
+//! registry.
 
 use predicates::prelude::*;
 
@@ -424,4 +425,47 @@ fn version_names_claunch_the_engine_and_the_negotiated_api() {
         .stderr(predicate::str::starts_with(format!(
             "warning: {unreachable}"
         )));
+}
+
+#[test]
+fn pull_without_a_registry_says_so_and_suggests_image_build() {
+    let p = Project::new("pull");
+    // `.invalid` never resolves (RFC 2606): no registry, whatever network the host has.
+    let image = "registry.invalid/claunch-test/agent:1";
+    p.write_config(&format!(
+        "project: {{project}}\ncredentials:\n  file: {{creds}}\nagents:\n  planner:\n    image: {image}\n  coder:\n    image: {image}\n"
+    ));
+    let out = p.claunch().arg("pull").assert().code(1);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("{image} | pulling from registry.invalid"));
+    let failed = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("{image} | failed: ")))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        lines[failed],
+        format!("{image} | failed: cannot pull {image}: registry registry.invalid is unreachable from the engine")
+    );
+    assert!(
+        lines[failed + 1].starts_with("    | ") && lines[failed + 1].contains("registry.invalid"),
+        "the engine's own words: {text}"
+    );
+    assert_eq!(
+        lines[failed + 2],
+        format!("{image} |   hint: `claunch image build --tag {image}` builds an agent image on this engine, no registry needed")
+    );
+    assert_eq!(
+        lines.last().copied(),
+        Some("0 of 1 images pulled"),
+        "one image, pulled once"
+    );
+    p.claunch()
+        .args(["pull", "ghost"])
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("no agent `ghost`")
+                .and(predicate::str::contains("the agents are planner, coder")),
+        );
 }

@@ -182,7 +182,8 @@ fn completions_and_help_work() {
         .success()
         .stdout(predicate::str::contains("claunch"));
     for sub in [
-        "up", "exec", "ps", "logs", "stop", "start", "restart", "down", "config", "init", "version",
+        "up", "exec", "ps", "logs", "stop", "start", "restart", "down", "pull", "config", "init",
+        "version",
     ] {
         let mut c = assert_cmd::Command::cargo_bin("claunch").unwrap();
         c.args([sub, "--help"])
@@ -205,6 +206,7 @@ const HELP_PAGES: &[&[&str]] = &[
     &["start"],
     &["restart"],
     &["down"],
+    &["pull"],
     &["config"],
     &["init"],
     &["creds"],
