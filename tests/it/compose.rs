@@ -32,21 +32,12 @@ fn name(p: &Project, n: u32) -> String {
 }
 
 fn file_in(p: &Project, n: u32) -> serde_json::Value {
-    serde_json::from_str(&p.sh(&name(p, n), &format!("cat {CREDS}"))).unwrap()
-}
-
-fn source(p: &Project) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap())
-        .unwrap()
+    p.json_in(&name(p, n), CREDS)
 }
 
 /// Writes a container's credentials file as its own claude would after a refresh.
 fn write_in(p: &Project, n: u32, json: &str) {
-    let escaped = json.replace('\'', "'\\''");
-    p.sh(
-        &name(p, n),
-        &format!("printf '%s' '{escaped}' > {CREDS}.new && chown 1000:1000 {CREDS}.new && chmod 600 {CREDS}.new && mv {CREDS}.new {CREDS}"),
-    );
+    p.write_in(&name(p, n), CREDS, "1000:1000", json);
 }
 
 /// Whether each of the project's containers runs, by name.
@@ -177,7 +168,7 @@ fn stop_start_and_restart_deliver_the_login_in_force() {
         assert_ne!(&started_at(id), was, "{id} was restarted");
     }
     assert_eq!(
-        source(&p)["claudeAiOauth"]["refreshToken"],
+        p.credentials()["claudeAiOauth"]["refreshToken"],
         refresh2.as_str()
     );
     assert_eq!(
