@@ -6,14 +6,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::commands::creds::export::ExportOptions;
 use crate::commands::creds::{StatusOptions, SyncOptions};
 use crate::commands::doctor::DoctorOptions;
 use crate::commands::exec::{ExecOptions, OutputFormat as ClaudeFormat, Prompt};
 use crate::commands::image::BuildOptions;
+use crate::commands::logs::{LogsOptions, Since};
+use crate::commands::ps::PsOptions;
+use crate::commands::resolved::Show;
 use crate::commands::up::UpOptions;
+use crate::commands::version::Asked;
 use crate::commands::{Global, Invocation, Verb};
 use crate::config;
 
@@ -21,6 +25,10 @@ use crate::config;
 #[command(
     name = "claunch",
     version,
+    // Its own `-V/--version`: the engine's version too, which clap's cannot print.
+    disable_version_flag = true,
+    arg_required_else_help = true,
+    override_usage = "claunch [OPTIONS] <COMMAND>",
     about = "Launch and run fleets of headless Claude Code agents in Docker on a Claude subscription login",
     long_about = "Launch and run fleets of headless Claude Code agents in Docker on a Claude subscription login.\n\n\
 claunch reads claunch.yaml, creates the agents' containers through the Docker Engine API, \
@@ -31,8 +39,11 @@ or an argument), starts them and smoke-tests each with a real `claude -p`.",
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Print version: claunch's, the engine's and the API version they speak
+    #[arg(short = 'V', long, action = ArgAction::SetTrue)]
+    pub version: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Args)]
@@ -74,11 +85,36 @@ A prompt that begins with `-` is read as an option when given as PROMPT: pass it
     #[command(after_help = "Examples:\n  claunch ps\n  claunch ps --json")]
     Ps(PsArgs),
     /// Show the agents' logs, prefixed by container
-    #[command(after_help = "Examples:\n  claunch logs\n  claunch logs planner -f --tail 20")]
+    #[command(
+        after_help = "Examples:\n  claunch logs\n  claunch logs planner -f --tail 20\n  claunch logs planner-1 -t --since 10m"
+    )]
     Logs(LogsArgs),
+    /// Stop containers, keeping them: `claunch start` starts them again
+    #[command(after_help = "Examples:\n  claunch stop\n  claunch stop planner coder-2")]
+    Stop(TargetsArgs),
+    /// Start stopped containers again, each given the current login first
+    #[command(
+        after_help = "A container stopped for a while may hold an expired access token: each gets the\nlogin in force before its command starts (a rotating login's leader the whole file,\nfollowers the access token), as `claunch up` does.\n\nExamples:\n  claunch start\n  claunch start planner-1"
+    )]
+    Start(TargetsArgs),
+    /// Stop and start containers again, each given the current login before it starts
+    #[command(
+        after_help = "Stopped ones are started too, as in compose.\n\nExamples:\n  claunch restart\n  claunch restart planner --json"
+    )]
+    Restart(TargetsArgs),
     /// Stop and remove the project's containers and the network claunch made
     #[command(after_help = "Examples:\n  claunch down\n  claunch down --volumes")]
     Down(DownArgs),
+    /// Pull the agents' images from their registries
+    #[command(
+        after_help = "No registry? `claunch image build` makes an agent image on the engine itself.\n\nExamples:\n  claunch pull\n  claunch pull planner"
+    )]
+    Pull(PullArgs),
+    /// Print the config as claunch reads it: interpolated, defaults filled in, secrets redacted
+    #[command(
+        after_help = "Secrets are shown as <redacted>: `oauth_token`, `api_key`, the value of each env variable\nwhose name says secret (…TOKEN, …KEY, …SECRET, …PASSWORD…), and anything shaped like a\nClaude token. `$` is written `$$`, so that the output loads again as a claunch.yaml.\n\nExamples:\n  claunch config\n  claunch config --quiet && claunch up\n  claunch config --services"
+    )]
+    Config(ConfigArgs),
     /// Write a commented claunch.yaml and keep credentials out of git
     #[command(after_help = "Examples:\n  claunch init\n  claunch init --force")]
     Init(InitArgs),
@@ -93,6 +129,11 @@ A prompt that begins with `-` is read as an option when given as PROMPT: pass it
     /// Build agent images with the real Claude Code CLI in them
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Print claunch's version, the engine's and the API version they speak
+    #[command(
+        after_help = "Exits 1 when the engine cannot be reached (`claunch --version` still exits 0).\n\nExamples:\n  claunch version\n  claunch version --json"
+    )]
+    Version(VersionArgs),
     /// Print shell completions
     #[command(
         after_help = "Examples:\n  claunch completions bash > /etc/bash_completion.d/claunch\n  claunch completions zsh > \"${fpath[1]}/_claunch\""
@@ -107,6 +148,10 @@ A prompt that begins with `-` is read as an option when given as PROMPT: pass it
 pub struct UpArgs {
     /// Only these agents [default: all]
     pub agents: Vec<String>,
+    /// Accepted for docker compose habits; changes nothing: `claunch up` always leaves the
+    /// fleet running in the background and returns
+    #[arg(short = 'd', long)]
+    pub detach: bool,
     /// Run N replicas of AGENT, overriding `replicas:` (repeatable)
     #[arg(long, value_name = "AGENT=N")]
     pub scale: Vec<String>,
@@ -289,7 +334,58 @@ pub struct ImageBuildArgs {
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
+    /// Stopped containers too [default: only those running]
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only the containers' ids, one a line
+    #[arg(short, long, conflicts_with_all = ["json", "format"])]
+    pub quiet: bool,
+    /// A table, or one JSON object per container per line (as --json)
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<PsFormat>,
     /// One JSON object per container, per line
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PsFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    /// Container names, <agent>-<n> or agent names [default: every container of the project]
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// One JSON object per line instead of progress
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Only these agents' images [default: all]
+    pub agents: Vec<String>,
+    /// One JSON object per line instead of progress
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print nothing: only check the config (the exit code says whether it is valid)
+    #[arg(short, long, conflicts_with = "services")]
+    pub quiet: bool,
+    /// Only the agents' names, one a line (compose's services)
+    #[arg(long)]
+    pub services: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// One JSON object: claunch's version and the engine's (or why it is out of reach)
     #[arg(long)]
     pub json: bool,
 }
@@ -304,6 +400,12 @@ pub struct LogsArgs {
     /// Only the last N lines of each
     #[arg(long, value_name = "N")]
     pub tail: Option<u64>,
+    /// Each line with the time the engine got it (RFC 3339)
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Only lines since then: a duration back from now (10m, 1h30m) or an RFC 3339 time
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
     /// One JSON object per line of output, with its container and stream
     #[arg(long)]
     pub json: bool,
@@ -358,7 +460,19 @@ impl Cli {
             host: g.host,
             parallel: usize::try_from(g.parallel).unwrap_or(8),
         };
-        let verb = match self.command {
+        let command = match self.command {
+            _ if self.version => {
+                return Ok(Invocation {
+                    global,
+                    verb: Verb::Version(Asked::Flag),
+                })
+            }
+            Some(command) => command,
+            None => {
+                bail!("no command given\n  hint: `claunch --help` lists them, e.g. `claunch up`")
+            }
+        };
+        let verb = match command {
             Command::Up(a) => Verb::Up(
                 UpOptions {
                     agents: a.agents,
@@ -448,13 +562,47 @@ impl Cli {
                 smoke: a.smoke,
                 json: a.json,
             }),
-            Command::Ps(a) => Verb::Ps { json: a.json },
-            Command::Logs(a) => Verb::Logs {
+            Command::Ps(a) => Verb::Ps(PsOptions {
+                all: a.all,
+                quiet: a.quiet,
+                json: a.json || a.format == Some(PsFormat::Json),
+            }),
+            Command::Logs(a) => Verb::Logs(LogsOptions {
                 target: a.target,
                 follow: a.follow,
                 tail: a.tail,
+                timestamps: a.timestamps,
+                since: a
+                    .since
+                    .as_deref()
+                    .map(|s| Since::parse(s).map_err(|e| anyhow::anyhow!("--since {s}: {e}")))
+                    .transpose()?,
+                json: a.json,
+            }),
+            Command::Stop(a) => Verb::Stop {
+                targets: a.targets,
                 json: a.json,
             },
+            Command::Start(a) => Verb::Start {
+                targets: a.targets,
+                restart: false,
+                json: a.json,
+            },
+            Command::Restart(a) => Verb::Start {
+                targets: a.targets,
+                restart: true,
+                json: a.json,
+            },
+            Command::Pull(a) => Verb::Pull {
+                agents: a.agents,
+                json: a.json,
+            },
+            Command::Config(a) => Verb::Config(match (a.quiet, a.services) {
+                (true, _) => Show::Nothing,
+                (false, true) => Show::Agents,
+                (false, false) => Show::Config,
+            }),
+            Command::Version(a) => Verb::Version(Asked::Command { json: a.json }),
             Command::Down(a) => Verb::Down {
                 volumes: a.volumes,
                 json: a.json,

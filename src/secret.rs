@@ -47,6 +47,25 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Masks anything shaped like a Claude token (`sk-ant-…`) in text that may hold
+/// one: what a child printed (a user's command may echo what it read), a config value.
+pub fn redact(text: &str) -> String {
+    const PREFIX: &str = "sk-ant-";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(PREFIX) {
+        out.push_str(&rest[..at]);
+        out.push_str("sk-ant-<redacted>");
+        let after = &rest[at + PREFIX.len()..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +76,14 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(<24 bytes redacted>)");
         assert_eq!(format!("{s}"), "<redacted>");
         assert_eq!(s.expose(), b"sk-ant-oat01-very-secret");
+    }
+
+    #[test]
+    fn tokens_are_masked() {
+        assert_eq!(
+            redact("bad token sk-ant-oat01-AbC_d-9 here, and sk-ant-ort01-x"),
+            "bad token sk-ant-<redacted> here, and sk-ant-<redacted>"
+        );
+        assert_eq!(redact("nothing"), "nothing");
     }
 }

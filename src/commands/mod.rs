@@ -1,6 +1,7 @@
 //! One module per command, and what they share: loading the spec, reaching the engine,
 //! and finding the project's containers.
 
+mod clock;
 pub(crate) mod creds;
 pub(crate) mod doctor;
 pub(crate) mod down;
@@ -9,15 +10,19 @@ pub(crate) mod image;
 pub(crate) mod init;
 pub(crate) mod logs;
 pub(crate) mod ps;
+pub(crate) mod pull;
+pub(crate) mod resolved;
+pub(crate) mod stop_start;
 pub(crate) mod up;
+pub(crate) mod version;
 
-pub(crate) use crate::fleet::{members, select, Member};
+pub(crate) use crate::fleet::{members, select, select_many, Member};
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::config::{self, ConfigError, Spec};
+use crate::config::{self, AgentSpec, ConfigError, Spec};
 use crate::engine::Engine;
 use crate::report;
 
@@ -54,15 +59,25 @@ pub struct Invocation {
 pub enum Verb {
     Up(up::UpOptions, bool),
     Exec(exec::ExecOptions),
-    Ps {
+    Ps(ps::PsOptions),
+    Logs(logs::LogsOptions),
+    Stop {
+        targets: Vec<String>,
         json: bool,
     },
-    Logs {
-        target: Option<String>,
-        follow: bool,
-        tail: Option<u64>,
+    /// `start`, or with `restart` set, `restart`.
+    Start {
+        targets: Vec<String>,
+        restart: bool,
         json: bool,
     },
+    /// `config`: what of the resolved config to print.
+    Config(resolved::Show),
+    Pull {
+        agents: Vec<String>,
+        json: bool,
+    },
+    Version(version::Asked),
     Down {
         volumes: bool,
         json: bool,
@@ -128,13 +143,17 @@ pub async fn dispatch(invocation: Invocation) -> anyhow::Result<ExitStatus> {
     match invocation.verb {
         Verb::Up(options, json) => up::up(g, options, report::pick(json)).await,
         Verb::Exec(options) => exec::exec(g, options).await,
-        Verb::Ps { json } => ps::ps(g, json).await,
-        Verb::Logs {
-            target,
-            follow,
-            tail,
+        Verb::Ps(options) => ps::ps(g, options).await,
+        Verb::Logs(options) => logs::logs(g, &options).await,
+        Verb::Stop { targets, json } => stop_start::stop(g, &targets, report::pick(json)).await,
+        Verb::Start {
+            targets,
+            restart,
             json,
-        } => logs::logs(g, target.as_deref(), follow, tail, json).await,
+        } => stop_start::start(g, &targets, restart, report::pick(json)).await,
+        Verb::Config(show) => resolved::config(g, show),
+        Verb::Pull { agents, json } => pull::pull(g, &agents, report::pick(json)).await,
+        Verb::Version(asked) => version::version(g, asked).await,
         Verb::Down { volumes, json } => down::down(g, volumes, report::pick(json)).await,
         Verb::Init { dir, force } => init::init(&dir, force),
         Verb::CredsSync(options, json) => creds::sync(g, options, report::pick(json)).await,
@@ -167,6 +186,26 @@ pub fn load_spec(global: &Global) -> anyhow::Result<Spec> {
         eprintln!("warning: {warning}");
     }
     Ok(loaded.spec)
+}
+
+/// The agents `names` (all when empty), each checked against the config.
+pub(crate) fn chosen_agents<'a>(
+    spec: &'a Spec,
+    names: &[String],
+) -> anyhow::Result<Vec<&'a AgentSpec>> {
+    if let Some(unknown) = names.iter().find(|n| spec.agent(n).is_none()) {
+        let known: Vec<&str> = spec.agents.iter().map(|a| a.name.as_str()).collect();
+        anyhow::bail!(
+            "no agent `{unknown}` in {}\n  hint: the agents are {}",
+            spec.file.display(),
+            known.join(", ")
+        );
+    }
+    Ok(spec
+        .agents
+        .iter()
+        .filter(|a| names.is_empty() || names.contains(&a.name))
+        .collect())
 }
 
 /// The project name without needing a valid config when `-p` names it (for `down`, `ps`).

@@ -80,29 +80,8 @@ async fn row(engine: &Engine, m: Member, probes: &Probes) -> Row {
 }
 
 fn uptime_secs(started_at: &str) -> Option<i64> {
-    let started = parse_rfc3339_secs(started_at)?;
+    let started = super::clock::rfc3339_secs(started_at)?;
     Some(credentials::now_ms() / 1000 - started)
-}
-
-/// Seconds since the epoch of an RFC 3339 UTC time as the engine writes it
-/// (`2026-11-28T13:14:15.123456789Z`).
-#[allow(clippy::many_single_char_names)]
-fn parse_rfc3339_secs(s: &str) -> Option<i64> {
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, mo, da) = (d.next()??, d.next()??, d.next()??);
-    let time = time.trim_end_matches('Z');
-    let time = time.split(['.', '+']).next()?;
-    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
-    // Days from civil date (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + da - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3_600 + mi * 60 + se)
 }
 
 fn describe_uptime(secs: i64) -> String {
@@ -131,12 +110,39 @@ fn expiry_column(row: &Row) -> String {
     }
 }
 
-pub async fn ps(global: &Global, json: bool) -> anyhow::Result<ExitStatus> {
+/// What `ps` lists, and how.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PsOptions {
+    /// Stopped containers too, not only those that run.
+    pub all: bool,
+    /// Only the containers' ids, one a line.
+    pub quiet: bool,
+    pub json: bool,
+}
+
+/// Whether a container is listed without `-a`: its process is there (running, paused,
+/// restarting), as compose lists them.
+fn is_up(m: &Member) -> bool {
+    !matches!(m.state.as_str(), "created" | "exited" | "dead")
+}
+
+pub async fn ps(global: &Global, o: PsOptions) -> anyhow::Result<ExitStatus> {
     let project = super::project_name(global)?;
     let engine = super::connect(global).await?;
-    let list = members(&engine, &project).await?;
+    let mut list = members(&engine, &project).await?;
+    let total = list.len();
+    if !o.all {
+        list.retain(is_up);
+    }
+    let hidden = total - list.len();
+    if o.quiet {
+        for m in &list {
+            println!("{}", m.id);
+        }
+        return Ok(ExitStatus::Success);
+    }
     let rows = rows(&engine, list, global.parallel).await;
-    if json {
+    if o.json {
         for row in &rows {
             println!("{}", serde_json::to_string(row)?);
         }
@@ -182,7 +188,9 @@ pub async fn ps(global: &Global, json: bool) -> anyhow::Result<ExitStatus> {
             .collect();
         println!("{}", cells.join("  ").trim_end());
     }
-    if rows.is_empty() {
+    if rows.is_empty() && hidden > 0 {
+        eprintln!("project `{project}` has no running containers ({hidden} stopped: `claunch ps -a` lists them)");
+    } else if rows.is_empty() {
         eprintln!("project `{project}` has no containers");
     }
     Ok(ExitStatus::Success)
@@ -193,12 +201,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn engine_times_parse() {
-        assert_eq!(parse_rfc3339_secs("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339_secs("2026-11-28T13:14:15.123456789Z"),
-            Some(1_795_871_655)
-        );
+    fn uptimes_read_short() {
         assert_eq!(describe_uptime(3_725), "1h02m");
     }
 }

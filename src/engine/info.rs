@@ -93,7 +93,10 @@ impl From<bollard::models::Network> for NetworkListing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineVersion {
     pub version: String,
+    /// The newest API version the engine speaks.
     pub api_version: String,
+    /// The API version claunch talks to it in: the lower of the engine's and bollard's.
+    pub negotiated_api: String,
     pub os: String,
     pub arch: String,
 }
@@ -175,12 +178,14 @@ impl From<ImageInspect> for ImageInfo {
     }
 }
 
-impl From<SystemVersion> for EngineVersion {
-    fn from(v: SystemVersion) -> Self {
+impl EngineVersion {
+    /// What the engine says of itself, and the API version the client negotiated.
+    pub(super) fn new(v: SystemVersion, negotiated_api: String) -> Self {
         let or_unknown = |s: Option<String>| s.unwrap_or_else(|| "?".into());
         Self {
             version: or_unknown(v.version),
             api_version: or_unknown(v.api_version),
+            negotiated_api,
             os: or_unknown(v.os),
             arch: or_unknown(v.arch),
         }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, ExecConfig, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
-    BuildImageOptions, ContainerArchiveInfoOptions, CreateContainerOptions,
+    BuildImageOptions, ContainerArchiveInfoOptions, CreateContainerOptions, CreateImageOptions,
     DownloadFromContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
     LogsOptions, RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
@@ -42,6 +42,19 @@ pub enum Output {
 }
 
 pub type OutputStream = Pin<Box<dyn Stream<Item = Result<Output>> + Send>>;
+
+/// Which part of a container's logs to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogsQuery {
+    /// Keep the stream open for what the container prints next.
+    pub follow: bool,
+    /// Only the last N lines; all when `None`.
+    pub tail: Option<u64>,
+    /// Each line starts with the engine's RFC 3339 time for it.
+    pub timestamps: bool,
+    /// Only what was printed at or after this Unix time, in seconds.
+    pub since: Option<i64>,
+}
 
 /// A started exec: its output as it comes, and a handle to ask its exit code at the end.
 pub struct ExecSession {
@@ -85,11 +98,13 @@ impl Engine {
         &self.endpoint
     }
 
+    /// The engine's version, and the API version this client negotiated with it.
     pub async fn version(&self) -> Result<EngineVersion> {
+        let negotiated = self.docker.client_version().to_string();
         self.docker
             .version()
             .await
-            .map(EngineVersion::from)
+            .map(|v| EngineVersion::new(v, negotiated))
             .map_err(|e| EngineError::from_bollard("version of", &self.endpoint, e))
     }
 
@@ -297,13 +312,20 @@ impl Engine {
         })
     }
 
-    /// The container's logs, both streams, optionally following.
-    pub fn logs(&self, id: &str, follow: bool, tail: Option<u64>) -> OutputStream {
+    /// The container's logs, both streams, as much of them as `query` asks for.
+    pub fn logs(&self, id: &str, query: LogsQuery) -> OutputStream {
         let options = LogsOptions {
-            follow,
+            follow: query.follow,
             stdout: true,
             stderr: true,
-            tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            tail: query
+                .tail
+                .map_or_else(|| "all".to_string(), |n| n.to_string()),
+            timestamps: query.timestamps,
+            // The engine reads 0 as "from the start": a time before 1970 means the same.
+            since: query
+                .since
+                .map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
             ..Default::default()
         };
         let object = id.to_string();
@@ -462,6 +484,47 @@ impl Engine {
                 if !line.trim().is_empty() {
                     progress(line.trim_end());
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pulls `name` at `tag` (a tag or a digest) from its registry; each status line the
+    /// engine prints goes to `progress`, but a layer's byte counts as they grow.
+    pub async fn pull_image(
+        &self,
+        name: &str,
+        tag: &str,
+        mut progress: impl FnMut(&str) + Send,
+    ) -> Result<()> {
+        let options = CreateImageOptions {
+            from_image: Some(name.to_string()),
+            // Never empty: an empty tag pulls every tag of the repository.
+            tag: Some(tag.to_string()),
+            ..Default::default()
+        };
+        let object = format!("{name}:{tag}");
+        let mut stream = std::pin::pin!(self.docker.create_image(Some(options), None, None));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| match e {
+                // An error the engine sent in the middle of the stream, in its own words.
+                bollard::errors::Error::DockerStreamError { error } => EngineError::Api {
+                    op: "pull image",
+                    object: object.clone(),
+                    status: None,
+                    message: error.trim().to_string(),
+                },
+                e => EngineError::from_bollard("pull image", &object, e),
+            })?;
+            let Some(status) = info.status.filter(|s| !s.trim().is_empty()) else {
+                continue;
+            };
+            if info.progress_detail.is_some_and(|p| p.total.is_some()) {
+                continue;
+            }
+            match info.id.filter(|id| !id.is_empty()) {
+                Some(id) => progress(&format!("{id}: {status}")),
+                None => progress(&status),
             }
         }
         Ok(())

@@ -88,3 +88,69 @@ pub fn select<'a>(
         known.join(", ")
     )
 }
+
+/// The members any of the TARGETs name (as [`select`] reads each), each once, in the
+/// fleet's order; every member when there is no TARGET.
+pub fn select_many(
+    project: &str,
+    members: &[Member],
+    targets: &[String],
+) -> anyhow::Result<Vec<Member>> {
+    if targets.is_empty() {
+        return Ok(members.to_vec());
+    }
+    let mut named = std::collections::HashSet::new();
+    for target in targets {
+        named.extend(select(project, members, target)?.into_iter().map(|m| &m.id));
+    }
+    Ok(members
+        .iter()
+        .filter(|m| named.contains(&m.id))
+        .cloned()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(agent: &str, replica: u32) -> Member {
+        Member {
+            id: format!("id-{agent}-{replica}"),
+            name: format!("p-{agent}-{replica}"),
+            agent: agent.into(),
+            replica: Some(replica),
+            config_hash: String::new(),
+            role: Role::Shared,
+            state: "running".into(),
+            image: "img".into(),
+            created: 0,
+            smoke: None,
+        }
+    }
+
+    #[test]
+    fn many_targets_name_each_member_once_in_fleet_order() {
+        let fleet = [
+            member("coder", 1),
+            member("planner", 1),
+            member("planner", 2),
+        ];
+        let names = |targets: &[&str]| -> Vec<String> {
+            let targets: Vec<String> = targets.iter().map(|t| (*t).to_string()).collect();
+            select_many("p", &fleet, &targets)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.name)
+                .collect()
+        };
+        assert_eq!(names(&[]), ["p-coder-1", "p-planner-1", "p-planner-2"]);
+        assert_eq!(
+            names(&["planner-2", "coder", "planner"]),
+            ["p-coder-1", "p-planner-1", "p-planner-2"]
+        );
+        assert_eq!(names(&["p-planner-2"]), ["p-planner-2"]);
+        let err = select_many("p", &fleet, &["ghost".to_string()]).unwrap_err();
+        assert!(err.to_string().starts_with("no container matches `ghost`"));
+    }
+}

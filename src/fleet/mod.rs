@@ -14,7 +14,7 @@ mod backend;
 mod member;
 
 pub use backend::Backend;
-pub use member::{members, select, Member};
+pub use member::{members, select, select_many, Member};
 
 pub mod label {
     //! Label keys. They are a contract: `ps`, `down` and other machines rely on them.

@@ -6,6 +6,7 @@ pub mod claude;
 pub(crate) mod context;
 pub(crate) mod deps;
 pub(crate) mod elf;
+pub(crate) mod reference;
 pub(crate) mod tag;
 
 pub mod label {

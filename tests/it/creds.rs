@@ -25,28 +25,19 @@ fn fleet(test: &str, replicas: u32) -> Project {
 const CREDS: &str = "/home/agent/.claude/.credentials.json";
 
 fn file_in(p: &Project, n: u32) -> serde_json::Value {
-    serde_json::from_str(&p.sh(&format!("{}-agent-{n}", p.name), &format!("cat {CREDS}"))).unwrap()
+    p.json_in(&format!("{}-agent-{n}", p.name), CREDS)
 }
 
-fn source(p: &Project) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(p.path("creds/.credentials.json")).unwrap())
-        .unwrap()
-}
-
-/// Writes `json` into a container's credentials file as root, keeping owner and mode,
-/// as the container's own claude (or hostile code in it) would.
+/// Writes `json` into a container's credentials file, keeping owner and mode, as the
+/// container's own claude (or hostile code in it) would.
 fn write_in(p: &Project, n: u32, json: &str) {
-    let escaped = json.replace('\'', "'\\''");
-    p.sh(
-        &format!("{}-agent-{n}", p.name),
-        &format!("printf '%s' '{escaped}' > {CREDS}.new && chown 1000:1000 {CREDS}.new && chmod 600 {CREDS}.new && mv {CREDS}.new {CREDS}"),
-    );
+    p.write_in(&format!("{}-agent-{n}", p.name), CREDS, "1000:1000", json);
 }
 
 #[test]
 fn one_leader_holds_the_refresh_token_and_followers_only_the_access_token() {
     let p = fleet("roles", 3);
-    let host = source(&p);
+    let host = p.credentials();
     let leader = file_in(&p, 1);
     assert_eq!(leader, host, "the leader gets the whole file");
     for n in [2, 3] {
@@ -77,7 +68,7 @@ fn one_leader_holds_the_refresh_token_and_followers_only_the_access_token() {
 #[test]
 fn sync_writes_the_leaders_refresh_back_and_spreads_it_to_followers() {
     let p = fleet("sync", 3);
-    let old = source(&p);
+    let old = p.credentials();
     // The leader's claude refreshed: new tokens, later expiry.
     let (access, refresh) = (fake_token("oat") + "NEW", fake_token("ort") + "NEW");
     let refreshed = login_json(&access, &refresh, now_ms() + 8 * HOUR + 60_000);
@@ -86,7 +77,7 @@ fn sync_writes_the_leaders_refresh_back_and_spreads_it_to_followers() {
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(stdout.contains("written back"), "{stdout}");
     assert!(!stdout.contains(&access) && !stdout.contains(&refresh));
-    let host = source(&p);
+    let host = p.credentials();
     assert_eq!(host["claudeAiOauth"]["refreshToken"], refresh.as_str());
     let backup: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(p.path("creds/.credentials.json.bak")).unwrap(),
@@ -376,7 +367,7 @@ fn concurrent_syncs_leave_the_source_whole_newest_and_0600() {
     for mut c in children {
         assert!(c.wait().unwrap().success());
     }
-    let host = source(&p);
+    let host = p.credentials();
     assert_eq!(host["claudeAiOauth"]["refreshToken"], refresh.as_str());
     let mode = std::fs::metadata(p.path("creds/.credentials.json"))
         .unwrap()

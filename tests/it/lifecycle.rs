@@ -181,7 +181,10 @@ fn completions_and_help_work() {
         .assert()
         .success()
         .stdout(predicate::str::contains("claunch"));
-    for sub in ["up", "exec", "ps", "logs", "down", "init"] {
+    for sub in [
+        "up", "exec", "ps", "logs", "stop", "start", "restart", "down", "pull", "config", "init",
+        "version",
+    ] {
         let mut c = assert_cmd::Command::cargo_bin("claunch").unwrap();
         c.args([sub, "--help"])
             .assert()
@@ -199,7 +202,12 @@ const HELP_PAGES: &[&[&str]] = &[
     &["exec"],
     &["ps"],
     &["logs"],
+    &["stop"],
+    &["start"],
+    &["restart"],
     &["down"],
+    &["pull"],
+    &["config"],
     &["init"],
     &["creds"],
     &["creds", "sync"],
@@ -209,6 +217,7 @@ const HELP_PAGES: &[&[&str]] = &[
     &["doctor"],
     &["image"],
     &["image", "build"],
+    &["version"],
     &["completions"],
 ];
 

@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_input;
+mod compose;
 mod creds;
 mod doctor;
 mod e2e_login_modes;

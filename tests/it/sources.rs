@@ -72,16 +72,12 @@ fn leader(p: &Project) -> String {
 }
 
 fn file_in(p: &Project, container: &str) -> serde_json::Value {
-    serde_json::from_str(&p.sh(container, &format!("cat {CREDS}"))).unwrap()
+    p.json_in(container, CREDS)
 }
 
 /// Writes a login into a container's credentials file, as its claude does after a refresh.
 fn write_in(p: &Project, container: &str, json: &str) {
-    let escaped = json.replace('\'', "'\\''");
-    p.sh(
-        container,
-        &format!("printf '%s' '{escaped}' > {CREDS}.new && chown 1000:1000 {CREDS}.new && chmod 600 {CREDS}.new && mv {CREDS}.new {CREDS}"),
-    );
+    p.write_in(container, CREDS, "1000:1000", json);
 }
 
 fn json(s: &str) -> serde_json::Value {

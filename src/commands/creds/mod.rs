@@ -22,21 +22,23 @@ use crate::credentials::{self, family, Credentials, Summary};
 use crate::engine::Engine;
 use crate::report::{Outcome, Reporter, Step};
 
-/// A running container with what it holds.
-struct Held {
-    holder: Holder,
-    role: Role,
+/// A container with what it holds.
+pub(crate) struct Held {
+    pub(crate) holder: Holder,
+    pub(crate) role: Role,
     /// Its credentials file, parsed; `Err` says why not (missing, invalid…).
     file: Result<Credentials, String>,
 }
 
-async fn gather(
+/// Looks into each container of `list` (stopped ones too: the archive API reads them):
+/// where its credentials live and what its file holds; `Err` is (name, why not).
+pub(crate) async fn gather(
     engine: &Engine,
     list: Vec<Member>,
     parallel: usize,
 ) -> Vec<Result<Held, (String, String)>> {
     let probes = Probes::default();
-    stream::iter(list.into_iter().filter(Member::running))
+    stream::iter(list)
         .map(|m| {
             let probes = &probes;
             async move {
@@ -77,7 +79,7 @@ async fn sync_once(
     parallel: usize,
     r: &dyn Reporter,
 ) -> anyhow::Result<(Login, bool)> {
-    let mut login = sources::fetch(spec, r).await?;
+    let login = sources::fetch(spec, r).await?;
     let all = members(engine, &spec.project).await?;
     let chosen: Vec<Member> = match only {
         Some(t) => super::select(&spec.project, &all, t)?
@@ -86,35 +88,14 @@ async fn sync_once(
             .collect(),
         None => all.clone(),
     };
-    let held = gather(engine, all, parallel).await;
+    let held = gather(engine, running(all), parallel).await;
     let mut ok = true;
     for failure in held.iter().filter_map(|h| h.as_ref().err()) {
         r.warn(&format!("{}: {}", failure.0, failure.1));
         ok = false;
     }
     let held: Vec<Held> = held.into_iter().filter_map(Result::ok).collect();
-    if let Login::Rotating(current) = &login {
-        let leaders: Vec<&Held> = held.iter().filter(|h| h.role == Role::Leader).collect();
-        if leaders.len() > 1 {
-            r.warn(&format!(
-                "{} containers are labelled leader: only one may hold the refresh token; run `claunch up` to fix the roles",
-                leaders.len()
-            ));
-        }
-        if let Some(leader) = leaders.first() {
-            let newest = crate::credentials::sync::adopt_from_leader(
-                engine,
-                spec,
-                current,
-                &leader.holder,
-                r,
-            )
-            .await?;
-            login = Login::Rotating(newest);
-        } else {
-            r.warn("no running leader: nobody can refresh the login; `claunch up` makes one");
-        }
-    }
+    let login = adopt_newest(engine, spec, login, &held, r).await?;
     let mut writes = Vec::new();
     for h in held
         .iter()
@@ -166,6 +147,40 @@ async fn sync_once(
         .await;
     ok &= written.into_iter().all(|w| w);
     Ok((login, ok))
+}
+
+fn running(list: Vec<Member>) -> Vec<Member> {
+    list.into_iter().filter(Member::running).collect()
+}
+
+/// The login in force: `login` from the source, or for a rotating one the newer login
+/// the leader's claude refreshed to, written back to the source first, so a newer login
+/// in a container is never replaced by the older one in the source.
+pub(crate) async fn adopt_newest(
+    engine: &Engine,
+    spec: &Spec,
+    login: Login,
+    held: &[Held],
+    r: &dyn Reporter,
+) -> anyhow::Result<Login> {
+    let Login::Rotating(current) = &login else {
+        return Ok(login);
+    };
+    let leaders: Vec<&Held> = held.iter().filter(|h| h.role == Role::Leader).collect();
+    if leaders.len() > 1 {
+        r.warn(&format!(
+            "{} containers are labelled leader: only one may hold the refresh token; run `claunch up` to fix the roles",
+            leaders.len()
+        ));
+    }
+    let Some(leader) = leaders.first() else {
+        r.warn("no running leader: nobody can refresh the login; `claunch up` makes one");
+        return Ok(login);
+    };
+    let newest =
+        crate::credentials::sync::adopt_from_leader(engine, spec, current, &leader.holder, r)
+            .await?;
+    Ok(Login::Rotating(newest))
 }
 
 /// Whether a container already holds exactly the tokens it should.
@@ -248,7 +263,7 @@ async fn refresh_now(
     let Ok(all) = members(engine, &spec.project).await else {
         return;
     };
-    let held = gather(engine, all, parallel).await;
+    let held = gather(engine, running(all), parallel).await;
     let Some(leader) = held
         .iter()
         .filter_map(|h| h.as_ref().ok())
@@ -405,7 +420,7 @@ pub async fn status(global: &Global, o: StatusOptions) -> anyhow::Result<ExitSta
     let engine = super::connect(global).await?;
     let held = gather(
         &engine,
-        members(&engine, &spec.project).await?,
+        running(members(&engine, &spec.project).await?),
         global.parallel,
     )
     .await;

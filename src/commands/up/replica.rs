@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _};
 
 use super::{failed, Prepared, Shared, Status};
+use crate::commands::stop_start::{deliver_then_start, Delivery};
 use crate::credentials::deliver::{self, Layout, Payload};
 use crate::credentials::Role;
 use crate::engine::retry::retry;
@@ -319,20 +320,20 @@ pub(super) async fn restart_existing(
     prepared: &Prepared,
     existing: &Member,
 ) -> anyhow::Result<()> {
-    let r = shared.reporter.as_ref();
-    r.step(&existing.name, Step::Credentials);
     let layout = layout_for(shared, prepared, &existing.id, &existing.name).await?;
     let (creds, files) = payload(shared, prepared, layout, existing.role);
-    retry(
-        |_| r.step(&existing.name, Step::Retry),
-        || deliver::deliver(&shared.engine, &existing.id, layout, creds.as_ref(), &files),
+    let delivery = Delivery {
+        layout,
+        credentials: creds.as_ref(),
+        files: &files,
+    };
+    let r = shared.reporter.as_ref();
+    deliver_then_start(
+        &shared.engine,
+        r,
+        &existing.name,
+        &existing.id,
+        Some(delivery),
     )
-    .await?;
-    r.step(&existing.name, Step::Start);
-    retry(
-        |_| r.step(&existing.name, Step::Retry),
-        || shared.engine.start_container(&existing.id),
-    )
-    .await?;
-    Ok(())
+    .await
 }

@@ -264,7 +264,7 @@ fn first_error_line(stderr: &str) -> String {
             .map_or(line, |(_, after)| after.trim_start()),
         _ => line,
     };
-    super::error::redact(&shorten(line, 300))
+    crate::secret::redact(&shorten(line, 300))
 }
 
 /// The first few lines of a command's stderr, on one line.
@@ -275,7 +275,7 @@ fn excerpt(stderr: &str) -> String {
         .filter(|l| !l.is_empty())
         .take(3)
         .collect();
-    super::error::redact(&shorten(&lines.join(" | "), 400))
+    crate::secret::redact(&shorten(&lines.join(" | "), 400))
 }
 
 fn shorten(text: &str, max: usize) -> String {

@@ -73,25 +73,6 @@ impl fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
-/// Masks anything shaped like a Claude token (`sk-ant-…`) in text a child printed, in
-/// case a user's command echoes what it read.
-pub fn redact(text: &str) -> String {
-    const PREFIX: &str = "sk-ant-";
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(PREFIX) {
-        out.push_str(&rest[..at]);
-        out.push_str("sk-ant-<redacted>");
-        let after = &rest[at + PREFIX.len()..];
-        let end = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            .unwrap_or(after.len());
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,14 +86,5 @@ mod tests {
             "aws_secret x: no secret named x\n  hint: create it"
         );
         assert_eq!(e.detail(), "no secret named x\n  hint: create it");
-    }
-
-    #[test]
-    fn tokens_are_masked() {
-        assert_eq!(
-            redact("bad token sk-ant-oat01-AbC_d-9 here, and sk-ant-ort01-x"),
-            "bad token sk-ant-<redacted> here, and sk-ant-<redacted>"
-        );
-        assert_eq!(redact("nothing"), "nothing");
     }
 }

@@ -24,7 +24,7 @@ use crate::report::Reporter;
 use crate::secret::Secret;
 
 use backend::{Backend, Input, Op};
-pub use error::{redact, ErrorKind, SourceError};
+pub use error::{ErrorKind, SourceError};
 
 /// Fetches the configured login, warning about what will break later. Each program a
 /// source runs has `credentials.timeout` to finish.

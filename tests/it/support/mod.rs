@@ -296,6 +296,12 @@ impl Project {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 
+    /// The credentials file that `{creds}` points at, parsed.
+    pub fn credentials(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path("creds/.credentials.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
     /// A fresh login with tokens unique to this run; returns (access, refresh).
     pub fn login(&self) -> (String, String) {
         let (access, refresh) = (fake_token("oat"), fake_token("ort"));
@@ -341,6 +347,22 @@ impl Project {
             }
         });
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// A JSON file in a container, read as root, parsed.
+    pub fn json_in(&self, container: &str, path: &str) -> serde_json::Value {
+        let text = self.sh(container, &format!("cat {path}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{container}:{path}: {e}: {text}"))
+    }
+
+    /// Replaces a file in a container as root, in one rename, 0600 and owned by `owner`
+    /// (`uid:gid`): as the container's own claude (or hostile code in it) writes it.
+    pub fn write_in(&self, container: &str, path: &str, owner: &str, contents: &str) {
+        let escaped = contents.replace('\'', "'\\''");
+        self.sh(
+            container,
+            &format!("printf '%s' '{escaped}' > {path}.new && chown {owner} {path}.new && chmod 600 {path}.new && mv {path}.new {path}"),
+        );
     }
 }
 
