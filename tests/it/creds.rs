@@ -385,3 +385,29 @@ fn concurrent_syncs_leave_the_source_whole_newest_and_0600() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+/// A leader whose claude refreshed just before it stopped holds the only valid refresh
+/// token: `up` starting it again takes that login back to the source before delivering,
+/// never writes the older one over it.
+#[test]
+fn up_starting_a_stopped_leader_keeps_its_newer_login() {
+    let p = fleet("stoppedleader", 2);
+    let (access, refresh) = (fake_token("oat") + "LATER", fake_token("ort") + "LATER");
+    write_in(
+        &p,
+        1,
+        &login_json(&access, &refresh, now_ms() + 8 * HOUR + 60_000),
+    );
+    support::docker(&["stop", "-t", "1", &format!("{}-agent-1", p.name)]);
+    p.claunch().arg("up").assert().success();
+    assert_eq!(
+        file_in(&p, 1)["claudeAiOauth"]["refreshToken"],
+        refresh.as_str(),
+        "the leader keeps its newer login"
+    );
+    assert_eq!(
+        p.credentials()["claudeAiOauth"]["refreshToken"],
+        refresh.as_str(),
+        "the source has it back"
+    );
+}

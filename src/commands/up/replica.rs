@@ -9,7 +9,9 @@ use anyhow::{bail, Context as _};
 use super::{failed, Prepared, Shared, Status};
 use crate::commands::stop_start::{deliver_then_start, Delivery};
 use crate::credentials::deliver::{self, Layout, Payload};
-use crate::credentials::Role;
+use crate::credentials::holder::Holder;
+use crate::credentials::login::Login;
+use crate::credentials::{sync, Role};
 use crate::engine::retry::retry;
 
 use crate::engine::Engine;
@@ -315,12 +317,44 @@ pub(super) async fn layout_for<'a>(
         .await
 }
 
+/// A stopped leader may hold a login newer than the source (its claude refreshed before it
+/// stopped, and no sync ran since): its refresh token is then the only valid one. Take it
+/// back to the source first, so that what is delivered is never older than what it holds.
+async fn adopt_stopped_leaders_login(
+    shared: &Shared,
+    existing: &Member,
+    layout: &crate::credentials::deliver::Layout,
+) -> anyhow::Result<()> {
+    let current = match &*shared.login.read().expect("login lock") {
+        Login::Rotating(c) => c.clone(),
+        _ => return Ok(()),
+    };
+    let holder = Holder {
+        id: existing.id.clone(),
+        name: existing.name.clone(),
+        layout: layout.clone(),
+    };
+    let newest = sync::adopt_from_leader(
+        &shared.engine,
+        &shared.spec,
+        &current,
+        &holder,
+        shared.reporter.as_ref(),
+    )
+    .await?;
+    *shared.login.write().expect("login lock") = Login::Rotating(newest);
+    Ok(())
+}
+
 pub(super) async fn restart_existing(
     shared: &Shared,
     prepared: &Prepared,
     existing: &Member,
 ) -> anyhow::Result<()> {
     let layout = layout_for(shared, prepared, &existing.id, &existing.name).await?;
+    if existing.role == Role::Leader {
+        adopt_stopped_leaders_login(shared, existing, layout).await?;
+    }
     let (creds, files) = payload(shared, prepared, layout, existing.role);
     let delivery = Delivery {
         layout,
