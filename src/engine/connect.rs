@@ -19,11 +19,15 @@ const FIRST_ANSWER: Duration = Duration::from_secs(30);
 /// The default hint for an engine that did not answer.
 const NOT_RUNNING: &str = "is dockerd running? point DOCKER_HOST or --host at it";
 
-/// Connects to the engine `host` names (else `DOCKER_HOST`, else the local socket) and
+/// Connects to the engine `host` names (else `DOCKER_HOST`, else the docker CLI's current
+/// context, else the local socket) and
 /// negotiates the API version; returns the client and the endpoint as it is shown.
 pub(super) async fn open(host: Option<&str>) -> Result<(Docker, String)> {
-    let endpoint = Endpoint::resolve(host, &|key| std::env::var(key).ok())?;
-    let shown = endpoint.to_string();
+    let (endpoint, context) = Endpoint::resolve(host, &|key| std::env::var(key).ok())?;
+    let shown = match context {
+        Some(name) => format!("{endpoint} (docker context {name})"),
+        None => endpoint.to_string(),
+    };
     let unreachable = |e: &bollard::errors::Error| EngineError::Unreachable {
         endpoint: shown.clone(),
         detail: root_cause(e),

@@ -1,6 +1,7 @@
-//! Where the engine is and how to reach it: `-H`, else `DOCKER_HOST`, else the local
-//! socket, read as the docker CLI reads them (`tcp://` with `DOCKER_TLS_VERIFY` and
-//! `DOCKER_CERT_PATH`, `ssh://[user@]host[:port]`), checked before anything is dialled.
+//! Where the engine is and how to reach it: `-H`, else `DOCKER_HOST`, else the docker
+//! CLI's current context, else the local socket, read as the docker CLI reads them
+//! (`tcp://` with `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`, `ssh://[user@]host[:port]`),
+//! checked before anything is dialled.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ pub(crate) enum CertDirOrigin {
     CertPath,
     DockerConfig,
     Home,
+    /// A docker context's own TLS files.
+    Context(String),
 }
 
 impl TlsFiles {
@@ -53,15 +56,26 @@ impl TlsFiles {
         self.dir.join("key.pem")
     }
 
-    /// Where the files are looked for and how to change it, for hints.
+    /// Where the files are looked for and why, for hints.
     pub fn where_from(&self) -> String {
         let dir = self.dir.display();
-        match self.origin {
+        match &self.origin {
             CertDirOrigin::CertPath => format!("DOCKER_CERT_PATH ({dir})"),
             CertDirOrigin::DockerConfig => {
                 format!("DOCKER_CERT_PATH is unset, so DOCKER_CONFIG ({dir})")
             }
             CertDirOrigin::Home => format!("DOCKER_CERT_PATH is unset, so {dir}"),
+            CertDirOrigin::Context(name) => format!("docker context `{name}`'s TLS files ({dir})"),
+        }
+    }
+
+    /// How to use other files.
+    pub fn how_to_change(&self) -> String {
+        match &self.origin {
+            CertDirOrigin::Context(name) => format!(
+                "update the context with `docker context update {name} --docker host=…,ca=…,cert=…,key=…`"
+            ),
+            _ => "point DOCKER_CERT_PATH at the directory that has it".to_string(),
         }
     }
 }
@@ -135,23 +149,28 @@ impl fmt::Display for Endpoint {
 }
 
 impl Endpoint {
-    /// The engine `host` names, else `DOCKER_HOST`, else the local socket; `env` reads
-    /// the environment (a seam for tests).
+    /// The engine `host` names, else `DOCKER_HOST`, else the docker CLI's current context,
+    /// else the local socket, with the context's name when one was used; `env` reads the
+    /// environment (a seam for tests).
     pub fn resolve(
         host: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, EngineError> {
+    ) -> Result<(Self, Option<String>), EngineError> {
         let var = |key: &str| env(key).filter(|v| !v.is_empty());
-        let raw = host
-            .map(str::to_string)
-            .or_else(|| var("DOCKER_HOST"))
-            .unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
+        let raw = match host.map(str::to_string).or_else(|| var("DOCKER_HOST")) {
+            Some(raw) => raw,
+            None => match super::context::current(&var)? {
+                Some((name, endpoint)) => return Ok((endpoint, Some(name))),
+                None => format!("unix://{DEFAULT_SOCKET}"),
+            },
+        };
         let tls = var("DOCKER_TLS_VERIFY").map(|_| cert_dir(&var));
-        Self::parse(&raw, tls)
+        Ok((Self::parse(&raw, tls)?, None))
     }
 
-    /// One address, as `-H` takes it; `tls` is set when `DOCKER_TLS_VERIFY` is.
-    fn parse(raw: &str, tls: Option<TlsFiles>) -> Result<Self, EngineError> {
+    /// One address, as `-H` takes it; `tls` is set when `DOCKER_TLS_VERIFY` is (or the
+    /// context has TLS files).
+    pub(super) fn parse(raw: &str, tls: Option<TlsFiles>) -> Result<Self, EngineError> {
         let bad = |detail: &str| EngineError::BadEndpoint {
             endpoint: redact(raw),
             detail: detail.to_string(),
@@ -273,7 +292,9 @@ mod tests {
     }
 
     fn resolve(host: Option<&str>, pairs: &[(&str, &str)]) -> Result<Endpoint, String> {
-        Endpoint::resolve(host, &env(pairs)).map_err(|e| e.to_string())
+        Endpoint::resolve(host, &env(pairs))
+            .map(|(endpoint, _)| endpoint)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

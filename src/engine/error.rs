@@ -11,6 +11,8 @@ pub enum EngineError {
     },
     #[error("`{endpoint}` is not an engine address: {detail}\n  hint: use unix:///path, tcp://host:port (with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH for TLS) or ssh://[user@]host[:port], as for docker -H")]
     BadEndpoint { endpoint: String, detail: String },
+    #[error("{context} cannot be used: {detail}\n  hint: `docker context ls` lists the contexts; pick one with `docker context use NAME` or DOCKER_CONTEXT, or name the engine with -H or DOCKER_HOST")]
+    BadContext { context: String, detail: String },
     #[error("ssh refused the login to {destination} (Docker engine at {endpoint}): {detail}\n  hint: claunch runs ssh without prompts, so `{command}` must work without a password: put your public key in that user's ~/.ssh/authorized_keys there (ssh-copy-id), and load your key into ssh-agent or name it with IdentityFile in ~/.ssh/config")]
     SshAuthRefused {
         endpoint: String,
@@ -133,6 +135,7 @@ impl EngineError {
             Self::Timeout { .. } | Self::Unreachable { .. } => true,
             // Nothing a retry changes: a person must.
             Self::BadEndpoint { .. }
+            | Self::BadContext { .. }
             | Self::SshAuthRefused { .. }
             | Self::SshHostKeyUnknown { .. }
             | Self::SshHostKeyChanged { .. }

@@ -4,6 +4,7 @@
 pub mod archive;
 mod connect;
 mod container;
+mod context;
 mod endpoint;
 mod error;
 mod info;
@@ -58,7 +59,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects to `host`, else `DOCKER_HOST`, else the local socket, and negotiates the
+    /// Connects to `host`, else `DOCKER_HOST`, else the docker CLI's current context
+    /// (`DOCKER_CONTEXT`, `docker context use`), else the local socket, and negotiates the
     /// API version. `host` is `unix://`, `tcp://` (TLS with `DOCKER_TLS_VERIFY` and
     /// `DOCKER_CERT_PATH`, as for the docker CLI) or `ssh://[user@]host[:port]`.
     pub async fn connect(host: Option<&str>) -> Result<Self> {

@@ -9,7 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{AlertDescription, CertificateError};
 
-use super::endpoint::TlsFiles;
+use super::endpoint::{CertDirOrigin, TlsFiles};
 use super::EngineError;
 
 /// Each file is there and holds what it should: `ca.pem` and `cert.pem` certificates,
@@ -21,10 +21,17 @@ pub(super) fn check_files(endpoint: &str, files: &TlsFiles) -> Result<(), Engine
         endpoint: endpoint.to_string(),
         path: path.display().to_string(),
         problem,
-        hint: format!(
-            "{} must hold ca.pem, cert.pem and key.pem, as for the docker CLI; or unset DOCKER_TLS_VERIFY for an engine without TLS",
-            files.where_from()
-        ),
+        hint: match files.origin {
+            CertDirOrigin::Context(_) => format!(
+                "{} must hold ca.pem, cert.pem and key.pem: {}",
+                files.where_from(),
+                files.how_to_change()
+            ),
+            _ => format!(
+                "{} must hold ca.pem, cert.pem and key.pem, as for the docker CLI; or unset DOCKER_TLS_VERIFY for an engine without TLS",
+                files.where_from()
+            ),
+        },
     }
     };
     for (path, key) in [
@@ -73,7 +80,7 @@ pub(super) fn explain(
         rustls::Error::InvalidCertificate(cert) => match cert {
             CertificateError::UnknownIssuer | CertificateError::BadSignature => engine_cert(
                 format!("not signed by the CA in {ca}"),
-                format!("{ca} must hold the certificate of the CA that signed the engine's: copy the engine's CA there, or point DOCKER_CERT_PATH at the directory that has it"),
+                format!("{ca} must hold the certificate of the CA that signed the engine's: copy the engine's CA there, or {}", files.how_to_change()),
             ),
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => engine_cert(
                 format!("that is not valid for {host}"),

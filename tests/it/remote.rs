@@ -326,3 +326,85 @@ fn tls_failures_name_the_file_and_what_to_do() {
         ),
     );
 }
+
+#[test]
+fn docker_contexts_made_by_the_docker_cli_are_followed() {
+    let remote = RemoteHost::start();
+    let p = Project::new("contexts");
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path().display().to_string();
+    let certs = remote.cert_dir(CertDir::Trusted);
+    let file = |name: &str| certs.join(name).display().to_string();
+    let tls = format!(
+        "host={},ca={},cert={},key={}",
+        remote.tls_url(),
+        file("ca.pem"),
+        file("cert.pem"),
+        file("key.pem")
+    );
+    let ssh = format!("host={}", remote.ssh_url());
+    for args in [
+        vec!["context", "create", "remote-tls", "--docker", &tls],
+        vec!["context", "create", "remote-ssh", "--docker", &ssh],
+        vec!["context", "use", "remote-tls"],
+    ] {
+        let mut all = vec!["--config", &dir];
+        all.extend(args);
+        support::docker(&all);
+    }
+    // What doctor says of the engine it reached: `docker context use` is followed, and
+    // DOCKER_CONTEXT wins over it.
+    let engine_check = |env: &[(String, String)]| {
+        let (_, stdout, stderr) = run(&p, env, &["-p", "remote", "doctor", "--json"], "");
+        let doc: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("doctor printed no JSON ({e}):\n{stdout}\n{stderr}"));
+        let check = doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["scope"] == "engine" && c["check"] == "engine")
+            .cloned()
+            .unwrap_or_else(|| panic!("no engine check:\n{stdout}"));
+        check["message"].as_str().unwrap().to_string()
+    };
+    let config_env = ("DOCKER_CONFIG".to_string(), dir.clone());
+    let used = engine_check(std::slice::from_ref(&config_env));
+    assert!(
+        used.starts_with(&format!(
+            "reachable at {} (docker context remote-tls) (Docker ",
+            remote.tls_url()
+        )),
+        "{used}"
+    );
+    let mut env = remote.ssh_env(SshClient::Trusted);
+    env.push(config_env.clone());
+    env.push(("DOCKER_CONTEXT".into(), "remote-ssh".into()));
+    let chosen = engine_check(&env);
+    assert!(
+        chosen.starts_with(&format!(
+            "reachable at {} (docker context remote-ssh) (Docker ",
+            remote.ssh_url()
+        )),
+        "{chosen}"
+    );
+    // A context that is not there is named, with what chose it.
+    let (code, _, stderr) = run(
+        &p,
+        &[config_env, ("DOCKER_CONTEXT".into(), "gone".into())],
+        &["-p", "remote", "ps"],
+        "",
+    );
+    let meta = config.path().join(
+        "contexts/meta/283bb9deef02e6843abfb538efa1eca70801bd8a701c3f98191e123496339247/meta.json",
+    );
+    assert_eq!(
+        (code, stderr),
+        (
+            1,
+            format!(
+                "error: docker context `gone` (from DOCKER_CONTEXT) cannot be used: {}: No such file or directory (os error 2)\n  hint: `docker context ls` lists the contexts; pick one with `docker context use NAME` or DOCKER_CONTEXT, or name the engine with -H or DOCKER_HOST\n",
+                meta.display()
+            )
+        )
+    );
+}
