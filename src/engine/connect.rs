@@ -20,8 +20,8 @@ const FIRST_ANSWER: Duration = Duration::from_secs(30);
 const NOT_RUNNING: &str = "is dockerd running? point DOCKER_HOST or --host at it";
 
 /// Connects to the engine `host` names (else `DOCKER_HOST`, else the docker CLI's current
-/// context, else the local socket) and
-/// negotiates the API version; returns the client and the endpoint as it is shown.
+/// context, else the local socket) and negotiates the API version; returns the client and
+/// the endpoint as it is shown.
 pub(super) async fn open(host: Option<&str>) -> Result<(Docker, String)> {
     let (endpoint, context) = Endpoint::resolve(host, &|key| std::env::var(key).ok())?;
     let shown = match context {
