@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # The whole test suite, with its set-up: everything the tests need that a fresh machine
-# lacks is installed first (Debian's busybox-static for the test images, moto and the AWS
-# CLI for the secrets-manager tests, cargo-nextest, the real claude CLI from PyPI, cached
-# in ~/.cache/claunch), then `cargo nextest run` with the arguments given.
+# lacks is installed first (Debian's busybox-static for the test images, openssh-server
+# for the remote-engine tests, moto and the AWS CLI for the secrets-manager tests,
+# cargo-nextest, the real claude CLI from PyPI, cached in ~/.cache/claunch), then
+# `cargo nextest run` with the arguments given.
 # Needs a running Docker engine: the tests fail, never skip, without one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! dpkg -s busybox-static >/dev/null 2>&1; then
+# busybox-static for the test images; openssh-server and -client for the remote-engine
+# tests (tests/it/remote.rs starts its own sshd in a network namespace, on a port and
+# with keys of its own; on a machine with systemd, installing the package also enables
+# the system's sshd).
+missing=()
+for pkg in busybox-static openssh-server openssh-client; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq busybox-static
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}"
 fi
 # Pinned; pip caches them.
 if ! python3 -c 'import moto, awscli' >/dev/null 2>&1 || ! command -v moto_server >/dev/null 2>&1; then

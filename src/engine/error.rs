@@ -3,8 +3,64 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("cannot reach the Docker engine at {endpoint}: {detail}\n  hint: is dockerd running? point DOCKER_HOST or --host at it")]
-    Unreachable { endpoint: String, detail: String },
+    #[error("cannot reach the Docker engine at {endpoint}: {detail}\n  hint: {hint}")]
+    Unreachable {
+        endpoint: String,
+        detail: String,
+        hint: String,
+    },
+    #[error("`{endpoint}` is not an engine address: {detail}\n  hint: use unix:///path, tcp://host:port (with DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH for TLS) or ssh://[user@]host[:port], as for docker -H")]
+    BadEndpoint { endpoint: String, detail: String },
+    #[error("{context} cannot be used: {detail}\n  hint: `docker context ls` lists the contexts; pick one with `docker context use NAME` or DOCKER_CONTEXT, or name the engine with -H or DOCKER_HOST")]
+    BadContext { context: String, detail: String },
+    #[error("ssh refused the login to {destination} (Docker engine at {endpoint}): {detail}\n  hint: claunch runs ssh without prompts, so `{command}` must work without a password: put your public key in that user's ~/.ssh/authorized_keys there (ssh-copy-id), and load your key into ssh-agent or name it with IdentityFile in ~/.ssh/config")]
+    SshAuthRefused {
+        endpoint: String,
+        destination: String,
+        detail: String,
+        command: String,
+    },
+    #[error("the ssh host key of {host} is not known here (Docker engine at {endpoint}): {detail}\n  hint: claunch never accepts a host key on its own: check the key's fingerprint with the host's owner, then run `{command}` once and accept it, or add the key to ~/.ssh/known_hosts")]
+    SshHostKeyUnknown {
+        endpoint: String,
+        host: String,
+        detail: String,
+        command: String,
+    },
+    #[error("the ssh host key of {host} does not match the one in known_hosts (Docker engine at {endpoint}): the host was reinstalled, or someone is intercepting the connection\n  hint: check the new key's fingerprint with the host's owner first; then remove the old one with `ssh-keygen -R '{host}'` and run `{command}` once")]
+    SshHostKeyChanged {
+        endpoint: String,
+        host: String,
+        command: String,
+    },
+    #[error("ssh to {destination} failed (Docker engine at {endpoint}): {detail}\n  hint: {hint}")]
+    Ssh {
+        endpoint: String,
+        destination: String,
+        detail: String,
+        hint: String,
+    },
+    #[error("the TLS file {path} {problem} (Docker engine at {endpoint})\n  hint: {hint}")]
+    TlsFile {
+        endpoint: String,
+        path: String,
+        problem: String,
+        hint: String,
+    },
+    #[error("the Docker engine at {endpoint} presented a certificate {problem}: {detail}\n  hint: {hint}")]
+    TlsEngineCertRejected {
+        endpoint: String,
+        problem: String,
+        detail: String,
+        hint: String,
+    },
+    #[error("the Docker engine at {endpoint} refused the client certificate {cert}: {detail}\n  hint: {hint}")]
+    TlsClientCertRejected {
+        endpoint: String,
+        cert: String,
+        detail: String,
+        hint: String,
+    },
     #[error("{op} {object}: {message}")]
     Api {
         op: &'static str,
@@ -77,6 +133,16 @@ impl EngineError {
         match self {
             Self::Api { status, .. } => status.is_none_or(|s| s >= 500),
             Self::Timeout { .. } | Self::Unreachable { .. } => true,
+            // Nothing a retry changes: a person must.
+            Self::BadEndpoint { .. }
+            | Self::BadContext { .. }
+            | Self::SshAuthRefused { .. }
+            | Self::SshHostKeyUnknown { .. }
+            | Self::SshHostKeyChanged { .. }
+            | Self::Ssh { .. }
+            | Self::TlsFile { .. }
+            | Self::TlsEngineCertRejected { .. }
+            | Self::TlsClientCertRejected { .. } => false,
         }
     }
 }

@@ -2,11 +2,16 @@
 //! with the engine's errors mapped to [`EngineError`] naming what failed and for which object.
 
 pub mod archive;
+mod connect;
 mod container;
+mod context;
+mod endpoint;
 mod error;
 mod info;
 pub(crate) mod retry;
+mod ssh;
 mod stream;
+mod tls;
 
 pub use container::ContainerConfig;
 pub use error::{EngineError, Result};
@@ -30,9 +35,6 @@ use bollard::Docker;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-
-/// Where the engine is when neither `--host` nor `DOCKER_HOST` says.
-const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 /// One chunk of a process's output, as the engine demultiplexes it.
 #[derive(Debug, Clone)]
@@ -70,27 +72,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects to `host`, else `DOCKER_HOST`, else the local socket, and negotiates the API version.
+    /// Connects to `host`, else `DOCKER_HOST`, else the docker CLI's current context
+    /// (`DOCKER_CONTEXT`, `docker context use`), else the local socket, and negotiates the
+    /// API version. `host` is `unix://`, `tcp://` (TLS with `DOCKER_TLS_VERIFY` and
+    /// `DOCKER_CERT_PATH`, as for the docker CLI) or `ssh://[user@]host[:port]`.
     pub async fn connect(host: Option<&str>) -> Result<Self> {
-        let endpoint = host
-            .map(str::to_string)
-            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-            .unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let endpoint = if endpoint.starts_with('/') {
-            format!("unix://{endpoint}")
-        } else {
-            endpoint
-        };
-        let unreachable = |detail: String| EngineError::Unreachable {
-            endpoint: endpoint.clone(),
-            detail,
-        };
-        let docker =
-            Docker::connect_with_host(&endpoint).map_err(|e| unreachable(e.to_string()))?;
-        let docker = tokio::time::timeout(Duration::from_secs(30), docker.negotiate_version())
-            .await
-            .map_err(|_| unreachable("no answer within 30s".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+        let (docker, endpoint) = connect::open(host).await?;
         Ok(Self { docker, endpoint })
     }
 

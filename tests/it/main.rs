@@ -17,6 +17,7 @@ mod hostile_prompts;
 mod json;
 mod lifecycle;
 mod newcomer;
+mod remote;
 mod secrets;
 mod sources;
 mod up;

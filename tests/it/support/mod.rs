@@ -2,9 +2,11 @@
 //! FROM scratch with busybox and a stand-in `claude`, a throwaway project per test with
 //! fake credentials, and a sweep by label when the test ends.
 
+pub mod engines;
 pub mod moto;
 pub mod proxy;
 pub mod real;
+pub mod remote;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
