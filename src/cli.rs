@@ -12,6 +12,7 @@ use crate::commands::creds::{StatusOptions, SyncOptions};
 use crate::commands::doctor::DoctorOptions;
 use crate::commands::exec::{ExecOptions, OutputFormat as ClaudeFormat};
 use crate::commands::image::BuildOptions;
+use crate::commands::run::RunOptions;
 use crate::commands::up::UpOptions;
 use crate::commands::{Global, Invocation, Verb};
 use crate::config;
@@ -67,6 +68,11 @@ pub enum Command {
         after_help = "Examples:\n  claunch exec planner-1 \"Say hello\"\n  claunch exec planner \"Summarize TODO.md\" --output-format stream-json\n  echo \"Say hello\" | claunch exec --all -\n  claunch exec planner-1 \"Fix the tests\" -- --model sonnet"
     )]
     Exec(ExecArgs),
+    /// Run a queue of tasks across the fleet: results collected, resumable
+    #[command(
+        after_help = "Tasks: a JSON Lines file, one object per line; id and prompt are required:\n  {\"id\": \"t1\", \"prompt\": \"Summarize README.md\"}\n  {\"id\": \"t2\", \"prompt\": \"Fix the tests\", \"agent\": \"coder\", \"max_turns\": 5, \"timeout\": \"10m\",\n   \"args\": [\"--model\", \"sonnet\"], \"workdir\": \"/work\",\n   \"files\": [{\"source\": \"src\", \"target\": \"/work/src\"}], \"collect\": [\"/work/out\"]}\n\nExamples:\n  claunch run tasks.jsonl\n  claunch run tasks.jsonl --agent coder --retries 3 --timeout 10m --json\n  claunch run tasks.jsonl --up -- --permission-mode acceptEdits\n  generate-tasks | claunch run - --results out.jsonl"
+    )]
+    Run(RunArgs),
     /// List the project's containers with their state and credentials expiry
     #[command(after_help = "Examples:\n  claunch ps\n  claunch ps --json")]
     Ps(PsArgs),
@@ -151,6 +157,37 @@ pub struct ExecArgs {
     /// More arguments for claude, after `--`
     #[arg(last = true, value_name = "CLAUDE_ARGS")]
     pub extra: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The tasks: a JSON Lines file, `-` for stdin
+    #[arg(value_name = "TASKS")]
+    pub tasks: PathBuf,
+    /// Where each finished task's line goes [default: TASKS with .results.jsonl for its extension]
+    #[arg(long, value_name = "FILE")]
+    pub results: Option<PathBuf>,
+    /// Only this agent's containers take tasks (repeatable) [default: every running container]
+    #[arg(long = "agent", value_name = "AGENT")]
+    pub agents: Vec<String>,
+    /// Tries again after a passing failure (API 5xx or 529, connection reset, engine error, timeout)
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub retries: u32,
+    /// Give up a task after this long, e.g. 90s or 10m (a task's own `timeout` wins)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// claude's --max-turns for every task (a task's own `max_turns` wins)
+    #[arg(long, value_name = "N")]
+    pub max_turns: Option<u32>,
+    /// Run `claunch up` first
+    #[arg(long)]
+    pub up: bool,
+    /// One JSON object per line: task started/finished/retried, login paused/resumed, summary
+    #[arg(long)]
+    pub json: bool,
+    /// More arguments for claude in every task, after `--`
+    #[arg(last = true, value_name = "CLAUDE_ARGS")]
+    pub claude_args: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,6 +416,21 @@ impl Cli {
                     json: a.json,
                 })
             }
+            Command::Run(a) => Verb::Run(RunOptions {
+                tasks: a.tasks,
+                results: a.results,
+                agents: a.agents,
+                retries: a.retries,
+                timeout: a
+                    .timeout
+                    .as_deref()
+                    .map(|t| duration("timeout", t))
+                    .transpose()?,
+                max_turns: a.max_turns,
+                up: a.up,
+                json: a.json,
+                claude_args: a.claude_args,
+            }),
             Command::Image(ImageCommand::Build(a)) => Verb::ImageBuild(
                 BuildOptions {
                     claude: a.claude,

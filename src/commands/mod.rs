@@ -9,6 +9,7 @@ pub(crate) mod image;
 pub(crate) mod init;
 pub(crate) mod logs;
 pub(crate) mod ps;
+pub(crate) mod run;
 pub(crate) mod up;
 
 pub(crate) use crate::fleet::{members, select, Member};
@@ -80,6 +81,7 @@ pub enum Verb {
     CredsExport(creds::export::ExportOptions),
     Doctor(doctor::DoctorOptions),
     ImageBuild(image::BuildOptions, bool),
+    Run(run::RunOptions),
     /// Text that is ready (shell completions).
     Print(Vec<u8>),
 }
@@ -145,6 +147,7 @@ pub async fn dispatch(invocation: Invocation) -> anyhow::Result<ExitStatus> {
         Verb::CredsExport(options) => creds::export::export(options).await,
         Verb::Doctor(options) => doctor::doctor(g, &options).await,
         Verb::ImageBuild(options, json) => image::build(g, options, report::pick(json)).await,
+        Verb::Run(options) => run::run(g, options).await,
         Verb::Print(bytes) => {
             std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
             Ok(ExitStatus::Success)

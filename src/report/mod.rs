@@ -2,8 +2,10 @@
 //! turns that into indicatif lines on a terminal, plain prefixed lines elsewhere, or
 //! JSON lines with `--json`.
 
+pub mod clock;
 mod json;
 mod plain;
+mod run;
 mod terminal;
 
 use std::io::IsTerminal;
@@ -13,6 +15,7 @@ use serde::Serialize;
 
 pub use json::JsonReporter;
 pub use plain::PlainReporter;
+pub use run::{per_minute, pick_run, RunEvent, RunReporter, RunSummary};
 pub use terminal::TerminalReporter;
 
 /// A step in a container's life during `up` or `down`.

@@ -181,7 +181,7 @@ fn completions_and_help_work() {
         .assert()
         .success()
         .stdout(predicate::str::contains("claunch"));
-    for sub in ["up", "exec", "ps", "logs", "down", "init"] {
+    for sub in ["up", "exec", "run", "ps", "logs", "down", "init"] {
         let mut c = assert_cmd::Command::cargo_bin("claunch").unwrap();
         c.args([sub, "--help"])
             .assert()
@@ -197,6 +197,7 @@ const HELP_PAGES: &[&[&str]] = &[
     &[],
     &["up"],
     &["exec"],
+    &["run"],
     &["ps"],
     &["logs"],
     &["down"],

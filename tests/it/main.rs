@@ -14,6 +14,7 @@ mod faults;
 mod fuzz;
 mod lifecycle;
 mod newcomer;
+mod run;
 mod secrets;
 mod sources;
 mod up;
