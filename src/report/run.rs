@@ -414,7 +414,7 @@ impl RunReporter for RunTerminal {
         let mut state = self.state.lock().expect("reporter lock");
         let bar = self.multi.add(ProgressBar::new(total));
         bar.set_style(
-            ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} {wide_msg}")
+            ProgressStyle::with_template("{bar:20.cyan/blue} {pos}/{len} {wide_msg}")
                 .expect("static template"),
         );
         for name in containers {

@@ -9,6 +9,7 @@ mod doctor;
 mod e2e_login_modes;
 mod e2e_real_cli;
 mod e2e_refresh;
+mod e2e_run;
 mod exec;
 mod faults;
 mod fuzz;
