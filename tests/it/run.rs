@@ -500,3 +500,47 @@ fn files_go_in_owned_by_the_agent_and_collected_files_come_out() {
         "{err}"
     );
 }
+
+#[test]
+fn up_first_then_only_the_agents_asked_for_and_a_torn_line_is_cut_off() {
+    let p = Project::new("run-up");
+    p.login();
+    let mut yaml = String::from("project: {project}\ncredentials:\n  file: {creds}\nagents:\n");
+    for name in ["a", "b"] {
+        let _ = write!(
+            yaml,
+            "  {name}:\n    image: {}\n    env: {{STANDIN_STREAM_JSON: \"1\"}}\n",
+            image(Image::Named)
+        );
+    }
+    p.write_config(&yaml);
+    let lines: Vec<String> = (1..=4)
+        .map(|i| format!(r#"{{"id": "t{i}", "prompt": "hello {i}"}}"#))
+        .collect();
+    write_tasks(&p, &lines);
+    // A crash left half a line behind.
+    std::fs::write(p.path("tasks.results.jsonl"), r#"{"id":"t1","status":"o"#).unwrap();
+    let run = p
+        .claunch()
+        .args(["run", "tasks.jsonl", "--up", "--agent", "b"])
+        .assert()
+        .success();
+    let err = text(&run.get_output().stderr);
+    assert!(
+        err.contains(
+            "tasks.results.jsonl: cut off a torn last line (22 bytes) an interrupted run left"
+        ),
+        "{err}"
+    );
+    let names: Vec<String> = p.containers().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [format!("{}-b-1", p.name)],
+        "--up --agent b brings up b only"
+    );
+    let lines = results(&p);
+    assert_eq!(lines.len(), 4);
+    assert!(lines
+        .iter()
+        .all(|l| l["container"] == format!("{}-b-1", p.name)));
+}
