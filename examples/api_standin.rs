@@ -3,20 +3,32 @@
 //!
 //! ```text
 //! cargo run --example api_standin -- --listen 0.0.0.0:0 --record /tmp/requests.jsonl \
-//!     [--reject-token TOKEN]... [--reply TEXT]
+//!     [--reject-token TOKEN]... [--reply TEXT] [--overloaded N] \
+//!     [--limit-after N [--limit-secs S]]
 //! ```
 //!
 //! Prints exactly one line, `listening on <ip>:<port>`, on stdout once bound, then
 //! serves until SIGINT or SIGTERM. Every request is appended to the `--record` file as
 //! one JSON line (method, path with query, the client's address, headers, the body's
 //! `model`/`stream` fields and the text blocks of its last user message, `user_text`;
-//! never the rest of the body: its system prompt and tools), flushed before the
-//! response is sent.
+//! never the rest of the body: its system prompt and tools; and the status it answered),
+//! flushed before the response is sent.
 //!
 //! - `POST /v1/messages`: a text reply, as one JSON message or, with `"stream": true`,
 //!   as server-sent events. The text is `--reply` (default
 //!   `Hello from the claunch API stand-in.`), or, when the last user message contains
 //!   `ECHO:`, the rest of that line.
+//!   Usage counts all four token kinds (input from the body's size, output from the text,
+//!   cache creation 3, cache read 2), so the CLI reports tokens and a cost. When the last
+//!   user message contains `SLOW:SECS`, the answer comes after that many seconds.
+//! - `--overloaded N`: the first N message requests get Anthropic's 529 `overloaded_error`.
+//! - `--limit-after N`: a usage-limit window opens at message request N+1 and lasts
+//!   `--limit-secs` (default 20): every message request in it gets a 429
+//!   `rate_limit_error` with `anthropic-ratelimit-unified-status: rejected`,
+//!   `anthropic-ratelimit-unified-reset: <the window's end, epoch s>` and
+//!   `anthropic-ratelimit-unified-representative-claim: five_hour`, as the real service
+//!   answers a subscription at its limit. (Without the claim, claude 2.1.332 takes the 429
+//!   for a passing rate limit and retries it for minutes.)
 //! - `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.
 //! - `GET`/`HEAD` `/` and `/api/hello` (the CLI's connectivity probe): 200.
 //! - A bearer token or `x-api-key` given with `--reject-token` gets Anthropic's 401
@@ -62,6 +74,15 @@ struct Args {
     /// Reply text (default: "Hello from the claunch API stand-in.").
     #[arg(long)]
     reply: Option<String>,
+    /// Answer the first N message requests with 529 overloaded.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    overloaded: u64,
+    /// Open a usage-limit window at message request N+1.
+    #[arg(long, value_name = "N")]
+    limit_after: Option<u64>,
+    /// How long the usage-limit window lasts, in seconds.
+    #[arg(long, default_value_t = 20, value_name = "S")]
+    limit_secs: u64,
 }
 
 /// What [`handle`] needs to know besides the request.
@@ -71,13 +92,35 @@ pub struct Config {
     pub reply: Option<String>,
     /// Numbers the message and request ids.
     pub counter: AtomicU64,
+    /// Answer the first N message requests with 529.
+    pub overloaded: u64,
+    /// The usage-limit window opens at message request N+1...
+    pub limit_after: Option<u64>,
+    /// ...and lasts this many seconds.
+    pub limit_secs: u64,
+    /// Counts `POST /v1/messages`.
+    pub messages: AtomicU64,
+    /// The window's end (epoch seconds), once open.
+    pub window_end: Mutex<Option<u64>>,
 }
+
+/// How long to wait before sending a response (`SLOW:SECS`).
+#[derive(Debug, Clone, Copy)]
+pub struct Delay(pub std::time::Duration);
 
 /// Answers one request whose body has been read in full.
 pub fn handle(req: &Request<Bytes>, config: &Config) -> Response<Bytes> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    handle_at(req, config, now_ms)
+}
+
+/// [`handle`] at a given time (epoch milliseconds).
+pub fn handle_at(req: &Request<Bytes>, config: &Config, now_ms: u64) -> Response<Bytes> {
     let n = config.counter.fetch_add(1, Ordering::Relaxed) + 1;
     let request_id = format!("req_standin_{n:08}");
-    let mut response = route(req, config, n);
+    let mut response = route(req, config, n, now_ms);
     response.headers_mut().insert(
         "request-id",
         request_id.parse().expect("ascii header value"),
@@ -85,7 +128,21 @@ pub fn handle(req: &Request<Bytes>, config: &Config) -> Response<Bytes> {
     response
 }
 
-fn route(req: &Request<Bytes>, config: &Config, n: u64) -> Response<Bytes> {
+/// The usage limit's reset (epoch seconds) when message request `m` at `now_ms` falls in
+/// the window, opening it if this is the request that does.
+fn limited(config: &Config, m: u64, now_ms: u64) -> Option<u64> {
+    let after = config.limit_after?;
+    let mut end = config
+        .window_end
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if end.is_none() && m > after {
+        *end = Some(now_ms.div_ceil(1000) + config.limit_secs);
+    }
+    end.filter(|e| now_ms < e * 1000)
+}
+
+fn route(req: &Request<Bytes>, config: &Config, n: u64, now_ms: u64) -> Response<Bytes> {
     if presented_tokens(req)
         .iter()
         .any(|t| config.reject_tokens.iter().any(|r| r == t))
@@ -110,10 +167,51 @@ fn route(req: &Request<Bytes>, config: &Config, n: u64) -> Response<Bytes> {
         );
     }
     match (req.method().as_str(), path) {
-        ("POST", "/v1/messages") => match serde_json::from_slice::<Value>(req.body()) {
-            Ok(body) => message(&body, req.body().len(), config, n),
-            Err(e) => invalid_json(&e, n),
-        },
+        ("POST", "/v1/messages") => {
+            let m = config.messages.fetch_add(1, Ordering::Relaxed) + 1;
+            if m <= config.overloaded {
+                return error(
+                    StatusCode::from_u16(529).expect("529 is a status"),
+                    "overloaded_error",
+                    "Overloaded",
+                    n,
+                );
+            }
+            if let Some(reset) = limited(config, m, now_ms) {
+                let mut response = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "This request would exceed your account's rate limit. Please try again later.",
+                    n,
+                );
+                let headers = response.headers_mut();
+                headers.insert(
+                    "anthropic-ratelimit-unified-status",
+                    "rejected".parse().expect("ascii"),
+                );
+                headers.insert(
+                    "anthropic-ratelimit-unified-reset",
+                    reset.to_string().parse().expect("ascii"),
+                );
+                // Which limit it is: without it, the real CLI takes the 429 for a passing
+                // rate limit and retries it ten times over about three minutes.
+                headers.insert(
+                    "anthropic-ratelimit-unified-representative-claim",
+                    "five_hour".parse().expect("ascii"),
+                );
+                return response;
+            }
+            match serde_json::from_slice::<Value>(req.body()) {
+                Ok(body) => {
+                    let mut response = message(&body, req.body().len(), config, n);
+                    if let Some(secs) = slow(&body) {
+                        response.extensions_mut().insert(Delay(secs));
+                    }
+                    response
+                }
+                Err(e) => invalid_json(&e, n),
+            }
+        }
         ("POST", "/v1/messages/count_tokens") => {
             match serde_json::from_slice::<Value>(req.body()) {
                 Ok(_) => json_response(
@@ -244,7 +342,19 @@ fn message(body: &Value, body_len: usize, config: &Config, n: u64) -> Response<B
         .expect("valid response")
 }
 
-/// The text blocks of the last user message (a string content is one block).
+/// `SLOW:SECS` in the last user message: answer after that long.
+fn slow(body: &Value) -> Option<std::time::Duration> {
+    last_user_texts(body)?.iter().find_map(|t| {
+        let (_, rest) = t.split_once("SLOW:")?;
+        let secs: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        std::time::Duration::try_from_secs_f64(secs.parse().ok()?).ok()
+    })
+}
+
+/// The texts of the last user message.
 fn last_user_texts(body: &Value) -> Option<Vec<&str>> {
     let last_user = body
         .get("messages")?
@@ -282,7 +392,7 @@ fn chunks(text: &str) -> Vec<String> {
 fn usage(input_tokens: usize, output_tokens: usize) -> Value {
     json!({
         "input_tokens": input_tokens, "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 3, "cache_read_input_tokens": 2,
     })
 }
 
@@ -331,8 +441,10 @@ async fn serve(
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let (parts, body) = req.into_parts();
     let req = Request::from_parts(parts, body.collect().await?.to_bytes());
+    let response = handle(&req, &state.config);
     if let Some(record) = &state.record {
-        let line = record_line(&req, Some(peer)).to_string();
+        let mut line = record_line(&req, Some(peer));
+        line["status"] = json!(response.status().as_u16());
         let mut file = record
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -340,13 +452,15 @@ async fn serve(
             eprintln!("api_standin: cannot write the record file: {e}");
         }
     }
-    let response = handle(&req, &state.config);
     eprintln!(
         "api_standin: {} {} -> {}",
         req.method(),
         req.uri(),
         response.status().as_u16()
     );
+    if let Some(Delay(delay)) = response.extensions().get::<Delay>().copied() {
+        tokio::time::sleep(delay).await;
+    }
     Ok(response.map(Full::new))
 }
 
@@ -373,6 +487,11 @@ async fn main() -> std::io::Result<()> {
             reject_tokens: args.reject_tokens,
             reply: args.reply,
             counter: AtomicU64::new(0),
+            overloaded: args.overloaded,
+            limit_after: args.limit_after,
+            limit_secs: args.limit_secs,
+            messages: AtomicU64::new(0),
+            window_end: Mutex::new(None),
         },
         record,
     });
@@ -538,5 +657,71 @@ mod tests {
         assert_eq!(line["method"], "CONNECT");
         assert_eq!(line["path"], "api.anthropic.com:443");
         assert_eq!(line["peer"], "172.18.0.2:40000");
+    }
+
+    #[test]
+    fn overloaded_first_then_answered() {
+        let config = Config {
+            overloaded: 1,
+            ..Config::default()
+        };
+        let req = || post("/v1/messages", &[], &json!({"model": "m", "messages": []}));
+        let first = handle(&req(), &config);
+        assert_eq!(first.status().as_u16(), 529);
+        assert_eq!(body_json(&first)["error"]["type"], "overloaded_error");
+        assert_eq!(handle(&req(), &config).status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn a_usage_limit_window_opens_after_n_requests_and_closes() {
+        let config = Config {
+            limit_after: Some(1),
+            limit_secs: 20,
+            ..Config::default()
+        };
+        let req = || post("/v1/messages", &[], &json!({"model": "m", "messages": []}));
+        let t0 = 1_000_000_000;
+        assert_eq!(handle_at(&req(), &config, t0).status(), StatusCode::OK);
+        let limited = handle_at(&req(), &config, t0 + 500);
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            limited.headers()["anthropic-ratelimit-unified-status"],
+            "rejected"
+        );
+        assert_eq!(
+            limited.headers()["anthropic-ratelimit-unified-reset"],
+            "1000021"
+        );
+        assert_eq!(
+            limited.headers()["anthropic-ratelimit-unified-representative-claim"],
+            "five_hour"
+        );
+        assert_eq!(body_json(&limited)["error"]["type"], "rate_limit_error");
+        assert_eq!(
+            handle_at(&req(), &config, t0 + 20_000).status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            handle_at(&req(), &config, 1_000_021_000).status(),
+            StatusCode::OK
+        );
+    }
+
+    #[test]
+    fn slow_answers_say_how_long_and_usage_has_every_kind() {
+        let config = Config::default();
+        let req = post(
+            "/v1/messages",
+            &[],
+            &json!({"model": "m", "messages": [{"role": "user", "content": "SLOW:1.5 then answer"}]}),
+        );
+        let resp = handle(&req, &config);
+        let Some(Delay(d)) = resp.extensions().get::<Delay>().copied() else {
+            panic!("no delay")
+        };
+        assert_eq!(d, std::time::Duration::from_millis(1500));
+        let usage = &body_json(&resp)["usage"];
+        assert_eq!(usage["cache_creation_input_tokens"], 3);
+        assert_eq!(usage["cache_read_input_tokens"], 2);
     }
 }

@@ -16,6 +16,7 @@ use crate::commands::image::BuildOptions;
 use crate::commands::logs::{LogsOptions, Since};
 use crate::commands::ps::PsOptions;
 use crate::commands::resolved::Show;
+use crate::commands::run::RunOptions;
 use crate::commands::up::UpOptions;
 use crate::commands::version::Asked;
 use crate::commands::{Global, Invocation, Verb};
@@ -81,6 +82,11 @@ A prompt that begins with `-` is read as an option when given as PROMPT: pass it
 (or --prompt=TEXT), or on stdin with PROMPT `-`. claude gets it as text, never as one of its options."
     )]
     Exec(ExecArgs),
+    /// Run a queue of tasks across the fleet: results collected, resumable
+    #[command(
+        after_help = "Tasks: a JSON Lines file, one object per line; id and prompt are required:\n  {\"id\": \"t1\", \"prompt\": \"Summarize README.md\"}\n  {\"id\": \"t2\", \"prompt\": \"Fix the tests\", \"agent\": \"coder\", \"max_turns\": 5, \"timeout\": \"10m\",\n   \"args\": [\"--model\", \"sonnet\"], \"workdir\": \"/work\",\n   \"files\": [{\"source\": \"src\", \"target\": \"/work/src\"}], \"collect\": [\"/work/out\"]}\n\nExamples:\n  claunch run tasks.jsonl\n  claunch run tasks.jsonl --agent coder --retries 3 --timeout 10m --json\n  claunch run tasks.jsonl --up -- --permission-mode acceptEdits\n  generate-tasks | claunch run - --results out.jsonl"
+    )]
+    Run(RunArgs),
     /// List the project's containers with their state and credentials expiry
     #[command(after_help = "Examples:\n  claunch ps\n  claunch ps --json")]
     Ps(PsArgs),
@@ -202,6 +208,37 @@ pub struct ExecArgs {
     /// More arguments for claude, after `--`
     #[arg(last = true, value_name = "CLAUDE_ARGS")]
     pub extra: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The tasks: a JSON Lines file, `-` for stdin
+    #[arg(value_name = "TASKS")]
+    pub tasks: PathBuf,
+    /// Where each finished task's line goes [default: TASKS with .results.jsonl for its extension]
+    #[arg(long, value_name = "FILE")]
+    pub results: Option<PathBuf>,
+    /// Only this agent's containers take tasks (repeatable) [default: every running container]
+    #[arg(long = "agent", value_name = "AGENT")]
+    pub agents: Vec<String>,
+    /// Tries again after a passing failure (API 5xx or 529, connection reset, engine error, timeout)
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub retries: u32,
+    /// Give up a task after this long, e.g. 90s or 10m (a task's own `timeout` wins)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// claude's --max-turns for every task (a task's own `max_turns` wins)
+    #[arg(long, value_name = "N")]
+    pub max_turns: Option<u32>,
+    /// Run `claunch up` first
+    #[arg(long)]
+    pub up: bool,
+    /// One JSON object per line: task started/finished/retried, login paused/resumed, summary
+    #[arg(long)]
+    pub json: bool,
+    /// More arguments for claude in every task, after `--`
+    #[arg(last = true, value_name = "CLAUDE_ARGS")]
+    pub claude_args: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -521,6 +558,21 @@ impl Cli {
                     json: a.json,
                 })
             }
+            Command::Run(a) => Verb::Run(RunOptions {
+                tasks: a.tasks,
+                results: a.results,
+                agents: a.agents,
+                retries: a.retries,
+                timeout: a
+                    .timeout
+                    .as_deref()
+                    .map(|t| duration("timeout", t))
+                    .transpose()?,
+                max_turns: a.max_turns,
+                up: a.up,
+                json: a.json,
+                claude_args: a.claude_args,
+            }),
             Command::Image(ImageCommand::Build(a)) => Verb::ImageBuild(
                 BuildOptions {
                     claude: a.claude,

@@ -4,7 +4,7 @@
 
 mod stream;
 
-pub use stream::Event;
+pub use stream::{Event, ResultDetails, Usage};
 
 /// `claude -p OPTIONS... -- PROMPT`. The prompt comes after `--`, so a prompt that looks
 /// like an option (`--version`, `--dangerously-skip-permissions`) is still taken as text;

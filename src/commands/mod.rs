@@ -12,6 +12,7 @@ pub(crate) mod logs;
 pub(crate) mod ps;
 pub(crate) mod pull;
 pub(crate) mod resolved;
+pub(crate) mod run;
 pub(crate) mod stop_start;
 pub(crate) mod up;
 pub(crate) mod version;
@@ -95,6 +96,7 @@ pub enum Verb {
     CredsExport(creds::export::ExportOptions),
     Doctor(doctor::DoctorOptions),
     ImageBuild(image::BuildOptions, bool),
+    Run(run::RunOptions),
     /// Text that is ready (shell completions).
     Print(Vec<u8>),
 }
@@ -164,6 +166,7 @@ pub async fn dispatch(invocation: Invocation) -> anyhow::Result<ExitStatus> {
         Verb::CredsExport(options) => creds::export::export(options).await,
         Verb::Doctor(options) => doctor::doctor(g, &options).await,
         Verb::ImageBuild(options, json) => image::build(g, options, report::pick(json)).await,
+        Verb::Run(options) => run::run(g, options).await,
         Verb::Print(bytes) => {
             std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
             Ok(ExitStatus::Success)

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 pub use duration::parse_duration;
 pub use error::ConfigError;
+pub(crate) use parse::unknown_key_hint;
 
 use crate::secret::Secret;
 

@@ -163,7 +163,7 @@ fn backticked(message: &str) -> Vec<String> {
         .collect()
 }
 
-fn unknown_key_hint(key: &str, valid: &[String]) -> String {
+pub(crate) fn unknown_key_hint(key: &str, valid: &[String]) -> String {
     let closest = valid
         .iter()
         .map(|candidate| (edit_distance(key, candidate), candidate))

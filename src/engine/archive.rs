@@ -221,19 +221,11 @@ where
 {
     let read = async {
         let mut buf = Zeroizing::new(Vec::new());
-        let mut stream = std::pin::pin!(stream);
-        while let Some(chunk) = stream.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) if e.is_not_found() => return Err(ReadBackError::Missing),
-                Err(e) => return Err(e.into()),
-            };
-            buf.extend_from_slice(&chunk);
+        let mut chunks = std::pin::pin!(bounded(stream, limit as u64));
+        while let Some(chunk) = chunks.next().await {
+            buf.extend_from_slice(&chunk?);
             if let Some(found) = enough(&buf) {
                 return Ok((buf, Some(found)));
-            }
-            if buf.len() > limit {
-                return Err(ReadBackError::TooLarge { limit });
             }
         }
         Ok((buf, None))
@@ -241,6 +233,280 @@ where
     tokio::time::timeout(timeout, read)
         .await
         .map_err(|_| ReadBackError::TimedOut(timeout))?
+}
+
+/// The one bound on a stream a container controls: its chunks as they come, with the
+/// engine's 404 as [`ReadBackError::Missing`]; once more than `limit` bytes came, the
+/// next item is [`ReadBackError::TooLarge`] and nothing more is read. Ends after an error.
+fn bounded<S>(
+    stream: S,
+    limit: u64,
+) -> impl Stream<Item = Result<bytes::Bytes, ReadBackError>> + Send
+where
+    S: Stream<Item = Result<bytes::Bytes, EngineError>> + Send,
+{
+    futures::stream::unfold(Some((Box::pin(stream), 0u64)), move |state| async move {
+        let (mut stream, total) = state?;
+        if total > limit {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            return Some((Err(ReadBackError::TooLarge { limit }), None));
+        }
+        match stream.next().await? {
+            Ok(chunk) => {
+                let total = total + chunk.len() as u64;
+                Some((Ok(chunk), Some((stream, total))))
+            }
+            Err(e) if e.is_not_found() => Some((Err(ReadBackError::Missing), None)),
+            Err(e) => Some((Err(e.into()), None)),
+        }
+    })
+}
+
+/// What collecting a path out of a container may take at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Bytes of file contents.
+    pub bytes: u64,
+    /// Entries of any kind.
+    pub entries: u64,
+}
+
+impl Bounds {
+    /// 1 GiB and 100,000 entries.
+    pub const COLLECT: Self = Self {
+        bytes: 1 << 30,
+        entries: 100_000,
+    };
+}
+
+/// What an extraction wrote, and what it left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extracted {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    /// Entries not written, each as `PATH (KIND)`: links, devices, FIFOs, unsafe paths.
+    pub skipped: Vec<String>,
+}
+
+/// Why an extraction stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("{0}")]
+    Read(#[from] ReadBackError),
+    #[error("more than {limit} entries")]
+    TooManyEntries { limit: u64 },
+    #[error("more than {limit} bytes of files")]
+    TooLarge { limit: u64 },
+    #[error("unreadable archive: {0}")]
+    Corrupt(String),
+    #[error("writing {}: {error}", .path.display())]
+    Write {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// Writes the archive stream of a container path (`GET /containers/{id}/archive`) under
+/// `dest`, streaming, never holding it whole: only regular files and directories, at
+/// paths inside `dest` (no absolute path, no `..`), never through a link (none is ever
+/// made, and a file is only created where nothing is); links, devices and FIFOs are left
+/// out and listed. At most `bounds`, all within `timeout`; the container controls the
+/// stream. Files get the archive's permission bits within 0755, plus owner read-write.
+pub async fn extract_bounded<S>(
+    stream: S,
+    dest: &std::path::Path,
+    bounds: Bounds,
+    timeout: Duration,
+) -> Result<Extracted, ExtractError>
+where
+    S: Stream<Item = Result<bytes::Bytes, EngineError>> + Send,
+{
+    // Headers and padding: 512 bytes per entry and the file sizes rounded up to 512.
+    let stream_limit = bounds
+        .bytes
+        .saturating_add(bounds.entries.saturating_add(2).saturating_mul(1024));
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let dest = dest.to_path_buf();
+    let writer = tokio::task::spawn_blocking(move || {
+        unpack(
+            ChannelReader {
+                rx,
+                pending: bytes::Bytes::new(),
+            },
+            &dest,
+            bounds,
+        )
+    });
+    let feed = async {
+        let mut chunks = std::pin::pin!(bounded(stream, stream_limit));
+        while let Some(chunk) = chunks.next().await {
+            if tx.send(chunk?).await.is_err() {
+                // The writer stopped: its own error says why.
+                break;
+            }
+        }
+        Ok::<_, ReadBackError>(())
+    };
+    let outcome = tokio::time::timeout(timeout, feed).await;
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| ExtractError::Corrupt(format!("the writer failed: {e}")))?;
+    match outcome {
+        Err(_) => Err(ReadBackError::TimedOut(timeout).into()),
+        Ok(Err(e)) => Err(e.into()),
+        Ok(Ok(())) => written,
+    }
+}
+
+/// The chunks an extraction's feeder sends, as a blocking `Read`.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    pending: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pending.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.pending = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending.split_to(n));
+        Ok(n)
+    }
+}
+
+fn unpack(
+    reader: impl Read,
+    dest: &std::path::Path,
+    bounds: Bounds,
+) -> Result<Extracted, ExtractError> {
+    use std::path::Component;
+    let corrupt = |e: std::io::Error| ExtractError::Corrupt(e.to_string());
+    let write_err = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |error| ExtractError::Write {
+            path: path.clone(),
+            error,
+        }
+    };
+    make_dir(dest).map_err(write_err(dest))?;
+    let mut done = Extracted::default();
+    let mut archive = tar::Archive::new(reader);
+    let mut entries_seen: u64 = 0;
+    for entry in archive.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        entries_seen += 1;
+        if entries_seen > bounds.entries {
+            return Err(ExtractError::TooManyEntries {
+                limit: bounds.entries,
+            });
+        }
+        let raw = entry.path().map_err(corrupt)?.into_owned();
+        let shown = raw.display().to_string();
+        let kind = entry.header().entry_type();
+        let mut relative = std::path::PathBuf::new();
+        let mut safe = true;
+        for component in raw.components() {
+            match component {
+                Component::Normal(part) => relative.push(part),
+                Component::CurDir => {}
+                _ => safe = false,
+            }
+        }
+        if !safe {
+            done.skipped
+                .push(format!("{shown} (a path outside the target)"));
+            continue;
+        }
+        if relative.as_os_str().is_empty() {
+            continue;
+        }
+        let path = dest.join(&relative);
+        match kind {
+            tar::EntryType::Directory => {
+                make_dirs(dest, &relative).map_err(write_err(&path))?;
+                done.dirs += 1;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.header().size().map_err(corrupt)?;
+                if done.bytes.saturating_add(size) > bounds.bytes {
+                    return Err(ExtractError::TooLarge {
+                        limit: bounds.bytes,
+                    });
+                }
+                if let Some(parent) = relative.parent() {
+                    make_dirs(dest, parent).map_err(write_err(&path))?;
+                }
+                let mode = entry.header().mode().unwrap_or(0o644);
+                let copied = write_file(&path, &mut entry, size, mode).map_err(write_err(&path))?;
+                done.bytes += copied;
+                done.files += 1;
+            }
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
+            other => {
+                let what = match other {
+                    tar::EntryType::Symlink => "a symbolic link".to_string(),
+                    tar::EntryType::Link => "a hard link".to_string(),
+                    tar::EntryType::Char | tar::EntryType::Block => "a device".to_string(),
+                    tar::EntryType::Fifo => "a FIFO".to_string(),
+                    o => format!("{o:?}").to_lowercase(),
+                };
+                done.skipped.push(format!("{shown} ({what})"));
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Makes `dir` if missing; what is there must be a real directory, not a link to one.
+fn make_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "something that is not a directory is in the way",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(dir),
+        Err(e) => Err(e),
+    }
+}
+
+/// Each directory of `relative` under `dest`, one level at a time, so none is a link.
+fn make_dirs(dest: &std::path::Path, relative: &std::path::Path) -> std::io::Result<()> {
+    let mut at = dest.to_path_buf();
+    for part in relative.components() {
+        at.push(part);
+        make_dir(&at)?;
+    }
+    Ok(())
+}
+
+/// Creates `path` (replacing a regular file of an earlier entry, never following a link)
+/// with at most `size` bytes of `data`.
+fn write_file(
+    path: &std::path::Path,
+    data: &mut impl Read,
+    size: u64,
+    mode: u32,
+) -> std::io::Result<u64> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.is_file() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    // `create_new` is O_CREAT|O_EXCL: it fails on anything in the way, a link included.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode((mode & 0o755) | 0o600)
+        .open(path)?;
+    std::io::copy(&mut data.take(size), &mut file)
 }
 
 /// The first entry's header, once enough of the archive is there (`None` until then).

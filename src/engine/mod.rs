@@ -19,7 +19,7 @@ pub use info::{
     ContainerInfo, ContainerListing, ContainerState, EngineVersion, ImageInfo, Mount,
     NetworkListing,
 };
-pub use stream::{exec_streaming, Finished, Lines};
+pub use stream::{exec_streaming, exec_streaming_until, Finished, Lines};
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -238,6 +238,18 @@ impl Engine {
         user: Option<String>,
         stdin: bool,
     ) -> Result<ExecSession> {
+        self.exec_in(id, cmd, user, stdin, None).await
+    }
+
+    /// [`Engine::exec`] in `working_dir` (`None`: the container's own).
+    pub async fn exec_in(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        user: Option<String>,
+        stdin: bool,
+        working_dir: Option<String>,
+    ) -> Result<ExecSession> {
         let config = ExecConfig {
             attach_stdin: Some(stdin),
             attach_stdout: Some(true),
@@ -245,6 +257,7 @@ impl Engine {
             tty: Some(false),
             cmd: Some(cmd),
             user,
+            working_dir,
             ..Default::default()
         };
         let created = self

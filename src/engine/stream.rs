@@ -26,9 +26,39 @@ pub async fn exec_streaming(
     argv: Vec<String>,
     stdin: Option<&[u8]>,
     timeout: Option<Duration>,
-    mut sink: impl FnMut(&Output) + Send,
+    sink: impl FnMut(&Output) + Send,
 ) -> Result<Finished, EngineError> {
-    let mut session = engine.exec(id, argv, None, stdin.is_some()).await?;
+    let stop = async {
+        match timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    let (finished, _) = exec_streaming_until(engine, id, argv, None, stdin, stop, sink).await?;
+    Ok(finished)
+}
+
+/// [`exec_streaming`] in `working_dir`, given up on when `stop` resolves first: then the
+/// exit code is `None` and `stop`'s value comes back. Giving up reads no more output; the
+/// process goes on in the container unless the caller stops it there.
+pub async fn exec_streaming_until<S>(
+    engine: &Engine,
+    id: &str,
+    argv: Vec<String>,
+    working_dir: Option<&str>,
+    stdin: Option<&[u8]>,
+    stop: impl std::future::Future<Output = S> + Send,
+    mut sink: impl FnMut(&Output) + Send,
+) -> Result<(Finished, Option<S>), EngineError> {
+    let mut session = engine
+        .exec_in(
+            id,
+            argv,
+            None,
+            stdin.is_some(),
+            working_dir.map(str::to_string),
+        )
+        .await?;
     if let (Some(bytes), Some(pipe)) = (stdin, session.stdin.take()) {
         // A process that exits without reading its input closes the pipe: not our failure.
         let _ = Engine::feed_stdin(pipe, bytes).await;
@@ -46,22 +76,21 @@ pub async fn exec_streaming(
         }
         Ok::<_, EngineError>(())
     };
-    let finished = match timeout {
-        Some(limit) => tokio::time::timeout(limit, pump).await.ok(),
-        None => Some(pump.await),
-    };
-    let exit_code = match finished {
-        Some(result) => {
+    let (exit_code, stopped) = tokio::select! {
+        result = pump => {
             result?;
-            exit_code(engine, &session.id).await?
+            (exit_code(engine, &session.id).await?, None)
         }
-        None => None,
+        reason = stop => (None, Some(reason)),
     };
     let start = tail.len().saturating_sub(TAIL_BYTES);
-    Ok(Finished {
-        exit_code,
-        tail: String::from_utf8_lossy(&tail[start..]).into_owned(),
-    })
+    Ok((
+        Finished {
+            exit_code,
+            tail: String::from_utf8_lossy(&tail[start..]).into_owned(),
+        },
+        stopped,
+    ))
 }
 
 /// The engine may report an exec as running for a moment after its stream closed.

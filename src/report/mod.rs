@@ -2,8 +2,10 @@
 //! turns that into indicatif lines on a terminal, plain prefixed lines elsewhere, or
 //! JSON lines with `--json`.
 
+pub mod clock;
 mod json;
 mod plain;
+mod run;
 mod terminal;
 mod waiting;
 
@@ -14,6 +16,7 @@ use serde::Serialize;
 
 pub use json::JsonReporter;
 pub use plain::PlainReporter;
+pub use run::{per_minute, pick_run, RunEvent, RunReporter, RunSummary};
 pub use terminal::TerminalReporter;
 pub use waiting::Waiting;
 

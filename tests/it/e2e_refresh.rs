@@ -407,3 +407,49 @@ fn a_login_kept_in_aws_secrets_manager_gets_the_leaders_refresh_back() {
         .success();
     assert_eq!(f.oauth.outcomes("invalid_grant"), 0);
 }
+
+#[test]
+fn claunch_run_keeps_the_login_alive_as_creds_sync_watch_does() {
+    // Endpoint tokens of 400 s: always within the 15 minutes ahead that `run` keeps, so its
+    // keep-alive makes the leader refresh every few seconds while tasks run on every
+    // container, the leader's included.
+    let f = Fleet::new("refresh-run", 3, now_ms() + 200_000, 400);
+    let out = f.p.claunch().arg("up").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let after_up = f.oauth.outcomes("issued");
+    let tasks: Vec<String> = (1..=18)
+        .map(|i| {
+            json!({"id": format!("t{i}"), "prompt": format!("SLOW:1 ECHO: answer {i}")}).to_string()
+        })
+        .collect();
+    std::fs::write(f.p.path("tasks.jsonl"), tasks.join("\n") + "\n").unwrap();
+    let run = f.p.claunch().args(["run", "tasks.jsonl"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let lines = crate::run::results(&f.p);
+    eprintln!(
+        "refreshes during the run: {}\n{stderr}",
+        f.oauth.outcomes("issued") - after_up
+    );
+    assert_eq!(lines.len(), 18);
+    assert!(
+        lines.iter().all(|l| l["status"] == "ok"),
+        "no task failed for the login: {lines:?}"
+    );
+    assert!(
+        f.oauth.outcomes("issued") > after_up,
+        "the login was refreshed during the run: {stderr}"
+    );
+    assert_eq!(
+        f.oauth.outcomes("invalid_grant"),
+        0,
+        "no dead refresh token used: {stderr}"
+    );
+    // Let the last refresh spread, as a later sync would.
+    f.p.claunch().args(["creds", "sync"]).assert().success();
+    f.assert_converged(3);
+}

@@ -182,8 +182,8 @@ fn completions_and_help_work() {
         .success()
         .stdout(predicate::str::contains("claunch"));
     for sub in [
-        "up", "exec", "ps", "logs", "stop", "start", "restart", "down", "pull", "config", "init",
-        "version",
+        "up", "exec", "run", "ps", "logs", "stop", "start", "restart", "down", "pull", "config",
+        "init", "version",
     ] {
         let mut c = assert_cmd::Command::cargo_bin("claunch").unwrap();
         c.args([sub, "--help"])
@@ -200,6 +200,7 @@ const HELP_PAGES: &[&[&str]] = &[
     &[],
     &["up"],
     &["exec"],
+    &["run"],
     &["ps"],
     &["logs"],
     &["stop"],

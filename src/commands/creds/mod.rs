@@ -211,16 +211,33 @@ pub async fn sync(
             pid.map_or_else(String::new, |p| format!(" (pid {p})"))
         ),
     };
-    let mut stop = Box::pin(shutdown());
+    watch_until(&engine, &spec, &o, global.parallel, r.as_ref(), shutdown()).await?;
+    r.info("interrupted: the fleet's login is as the last sync left it");
+    Ok(ExitStatus::Success)
+}
+
+/// Keeps the fleet's login alive until `stop` resolves: a sync every `interval`, and when
+/// nothing refreshed `ahead` of expiry, the leader made to refresh. What `creds sync
+/// --watch` does in the foreground and `claunch run` beside its tasks; the caller holds
+/// the project's watcher lock ([`watcher::acquire`]).
+pub(crate) async fn watch_until(
+    engine: &Engine,
+    spec: &Spec,
+    o: &SyncOptions,
+    parallel: usize,
+    r: &dyn Reporter,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let mut stop = std::pin::pin!(stop);
     loop {
-        let (login, _) = match sync_once(&engine, &spec, None, global.parallel, r.as_ref()).await {
+        let (login, _) = match sync_once(engine, spec, None, parallel, r).await {
             Ok(v) => v,
             Err(e) => {
                 r.warn(&format!(
                     "sync failed: {e:#}; trying again in {:?}",
                     o.interval
                 ));
-                (sources::fetch(&spec, r.as_ref()).await?, false)
+                (sources::fetch(spec, r).await?, false)
             }
         };
         let wait = match &login {
@@ -228,7 +245,7 @@ pub async fn sync(
                 let left = c.summary.expires_in_ms(credentials::now_ms()).unwrap_or(0);
                 let ahead = i64::try_from(o.ahead.as_millis()).unwrap_or(i64::MAX);
                 if left <= ahead {
-                    refresh_now(&engine, &spec, c, global.parallel, r.as_ref()).await;
+                    refresh_now(engine, spec, c, parallel, r).await;
                     continue_after(o.interval)
                 } else {
                     let until_ahead =
@@ -240,10 +257,7 @@ pub async fn sync(
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = &mut stop => {
-                r.info("interrupted: the fleet's login is as the last sync left it");
-                return Ok(ExitStatus::Success);
-            }
+            () = &mut stop => return Ok(()),
         }
     }
 }

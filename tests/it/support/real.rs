@@ -184,6 +184,11 @@ pub struct StandIn {
 impl StandIn {
     /// Starts one that answers every token but `reject` with 401.
     pub fn start(reject: &[&str]) -> Self {
+        Self::start_with(reject, &[])
+    }
+
+    /// [`StandIn::start`] with more of its flags (`--overloaded N`, `--limit-after N`…).
+    pub fn start_with(reject: &[&str], flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let record = dir.path().join("requests.jsonl");
         let mut cmd = Command::new(standin_bin());
@@ -192,6 +197,7 @@ impl StandIn {
         for token in reject {
             cmd.args(["--reject-token", token]);
         }
+        cmd.args(flags);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
