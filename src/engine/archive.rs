@@ -663,4 +663,134 @@ mod tests {
             Err(ReadBackError::Corrupt(_))
         ));
     }
+
+    /// A tar entry with a raw name, as a hostile container may send (`..`, absolute).
+    fn raw_entry(b: &mut tar::Builder<Vec<u8>>, name: &str, kind: tar::EntryType, data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    fn stream_of(tar: &[u8]) -> impl Stream<Item = Result<bytes::Bytes, EngineError>> + Send {
+        let chunks: Vec<Result<bytes::Bytes, EngineError>> = tar
+            .chunks(700)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
+        futures::stream::iter(chunks)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn collecting_writes_files_and_dirs_only_inside_the_target() {
+        let outside = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        raw_entry(&mut b, "out", tar::EntryType::Directory, b"");
+        raw_entry(&mut b, "out/a.txt", tar::EntryType::Regular, b"hello");
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        b.append_link(&mut link, "out/l", outside.path()).unwrap();
+        // Through the link that was never made: lands in a real directory inside.
+        raw_entry(&mut b, "out/l/x", tar::EntryType::Regular, b"x");
+        raw_entry(&mut b, "../evil", tar::EntryType::Regular, b"evil");
+        raw_entry(&mut b, "/abs", tar::EntryType::Regular, b"abs");
+        raw_entry(&mut b, "out/fifo", tar::EntryType::Fifo, b"");
+        let tar = b.into_inner().unwrap();
+        let done = extract_bounded(
+            stream_of(&tar),
+            dest.path(),
+            Bounds::COLLECT,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!((done.files, done.dirs, done.bytes), (2, 1, 6));
+        assert_eq!(
+            done.skipped,
+            [
+                "out/l (a symbolic link)",
+                "../evil (a path outside the target)",
+                "/abs (a path outside the target)",
+                "out/fifo (a FIFO)"
+            ]
+        );
+        assert_eq!(
+            std::fs::read(dest.path().join("out/a.txt")).unwrap(),
+            b"hello"
+        );
+        assert!(std::fs::symlink_metadata(dest.path().join("out/l"))
+            .unwrap()
+            .is_dir());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        assert!(!dest.path().parent().unwrap().join("evil").exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn collecting_stops_at_its_bounds_and_never_follows_a_link_already_there() {
+        let mut b = tar::Builder::new(Vec::new());
+        for name in ["a", "b", "c"] {
+            raw_entry(&mut b, name, tar::EntryType::Regular, &[7u8; 20]);
+        }
+        let tar = b.into_inner().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let few = Bounds {
+            bytes: 1 << 20,
+            entries: 2,
+        };
+        assert!(matches!(
+            extract_bounded(stream_of(&tar), dest.path(), few, Duration::from_secs(5)).await,
+            Err(ExtractError::TooManyEntries { limit: 2 })
+        ));
+        let small = Bounds {
+            bytes: 30,
+            entries: 100,
+        };
+        assert!(matches!(
+            extract_bounded(stream_of(&tar), dest.path(), small, Duration::from_secs(5)).await,
+            Err(ExtractError::TooLarge { limit: 30 })
+        ));
+        // A link where a directory goes is in the way, not followed.
+        let outside = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dest.path().join("out")).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        raw_entry(&mut b, "out/a", tar::EntryType::Regular, b"a");
+        let err = extract_bounded(
+            stream_of(&b.into_inner().unwrap()),
+            dest.path(),
+            Bounds::COLLECT,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ExtractError::Write { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        // Endless garbage: given up on, not read to the end.
+        let endless = futures::stream::repeat_with(|| Ok(bytes::Bytes::from(vec![b'A'; 4096])));
+        let stalled = futures::stream::pending();
+        let dest = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            extract_bounded(
+                stalled,
+                dest.path(),
+                Bounds::COLLECT,
+                Duration::from_millis(50)
+            )
+            .await,
+            Err(ExtractError::Read(ReadBackError::TimedOut(_)))
+        ));
+        let tiny = Bounds {
+            bytes: 1024,
+            entries: 1,
+        };
+        assert!(
+            extract_bounded(endless, dest.path(), tiny, Duration::from_secs(5))
+                .await
+                .is_err()
+        );
+    }
 }

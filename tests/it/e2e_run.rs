@@ -181,7 +181,10 @@ fn real_cli_a_usage_limit_mid_run_is_waited_out_with_nothing_sent_into_it() {
     let resumed_after = of("login_resumed")[0]["paused_secs"].as_u64().unwrap();
     // Not before the window closed; how long after depends on the machine's load (one
     // probe task with the real CLI), so no upper bound in seconds is asserted here.
-    assert!(resumed_after >= 19, "resumed after {resumed_after}s, inside the 20 s window");
+    assert!(
+        resumed_after >= 19,
+        "resumed after {resumed_after}s, inside the 20 s window"
+    );
 
     let requests = message_requests(&standin);
     let rejected: Vec<u64> = requests

@@ -111,8 +111,8 @@ pub struct Finished {
     pub halt: Option<Halt>,
 }
 
-#[allow(clippy::too_many_arguments)]
 impl Run {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Engine,
         tasks: Vec<Task>,
@@ -329,8 +329,12 @@ impl Run {
             let copied = match self.identity(worker).await {
                 Ok(user) => files::copy_in(&self.engine, &worker.member.id, &task.files, &user)
                     .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e),
+                    .map_err(|e| {
+                        let passing =
+                            matches!(&e, files::FilesError::Engine(e) if e.is_transient());
+                        (e.to_string(), passing)
+                    }),
+                Err(e) => Err((e, false)),
             };
             match copied {
                 Ok(skipped) => {
@@ -341,7 +345,7 @@ impl Run {
                         ));
                     }
                 }
-                Err(message) => {
+                Err((message, passing)) => {
                     self.count_attempt(index);
                     return self.settle_failure(
                         worker,
@@ -352,7 +356,7 @@ impl Run {
                             message,
                             http_status: None,
                         },
-                        true,
+                        !passing,
                         None,
                         &Seen::default(),
                     );
