@@ -32,4 +32,19 @@ fi
 # The binary and the API and OAuth stand-ins the end-to-end tests start.
 cargo build --all-targets --examples
 bash examples/demo/fetch-claude.sh
+# A test killed by nextest's timeout cannot sweep what it made: remove what earlier runs'
+# tests left (their projects are named ct<run id>-…) once it is an hour old.
+if command -v docker >/dev/null 2>&1; then
+  cutoff=$(( $(date +%s) - 3600 ))
+  stale() { # KIND: ids of test-made objects older than an hour
+    docker "$1" ls -a --filter label=claunch.project \
+      --format '{{.ID}} {{.Label "claunch.project"}} {{.CreatedAt}}' 2>/dev/null |
+      while read -r id project day time _; do
+        case "$project" in ct[0-9a-f]*-*) ;; *) continue ;; esac
+        made=$(date -d "$day $time" +%s 2>/dev/null) || continue
+        [ "$made" -lt "$cutoff" ] && echo "$id"
+      done
+  }
+  stale container | xargs -r docker rm -f >/dev/null
+fi
 exec cargo nextest run "$@"
