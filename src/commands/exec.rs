@@ -3,7 +3,7 @@
 //! run in parallel with every line prefixed by its container.
 
 use crate::commands::ExitStatus;
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 use std::time::Duration;
 
 use anyhow::bail;
@@ -12,6 +12,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use super::{members, Global, Member};
+use crate::claude::Event;
 use crate::engine::{self, Engine, Lines, Output};
 use crate::fleet::Backend as _;
 use crate::report;
@@ -119,7 +120,20 @@ pub async fn exec(global: &Global, o: ExecOptions) -> anyhow::Result<ExitStatus>
     if let ([one], false) = (targets.as_slice(), o.json) {
         // Through the backend: on a cluster, the engine of the member's own node.
         let reach = engine.engine_for(one)?;
-        return single(reach, one, argv, stdin.as_deref(), o.timeout).await;
+        // Someone watching a text answer: ask claude for its events, to show its retries
+        // while it waits and then print its answer as text mode would.
+        let watched = o.output_format == OutputFormat::Text
+            && std::io::stdout().is_terminal()
+            && std::io::stderr().is_terminal();
+        if watched {
+            let events = ExecOptions {
+                output_format: OutputFormat::StreamJson,
+                ..o.clone()
+            };
+            let argv = claude_argv(&events);
+            return single(reach, one, argv, stdin.as_deref(), o.timeout, true).await;
+        }
+        return single(reach, one, argv, stdin.as_deref(), o.timeout, false).await;
     }
     let results: Vec<(String, Result<Option<i64>, String>)> = stream::iter(targets)
         .map(|m| {
@@ -178,10 +192,16 @@ async fn single(
     argv: Vec<String>,
     stdin: Option<&[u8]>,
     timeout: Option<Duration>,
+    events: bool,
 ) -> anyhow::Result<ExitStatus> {
     // claude may be silent for minutes (it retries an API it cannot reach): say it is awaited.
     let mut waiting = report::Waiting::start(&format!("waiting for claude in {}", m.name));
+    let mut lines = Lines::default();
     let finished = engine::exec_streaming(engine, &m.id, argv, stdin, timeout, |chunk| {
+        if let (true, Output::Stdout(b)) = (events, chunk) {
+            lines.push(b, |l| show_event(&mut waiting, &m.name, l));
+            return;
+        }
         waiting.stop();
         // Flush each chunk so the answer shows as it streams, not when claude ends.
         let _ = match chunk {
@@ -196,6 +216,7 @@ async fn single(
         };
     })
     .await?;
+    lines.finish(|l| show_event(&mut waiting, &m.name, l));
     waiting.stop();
     match finished.exit_code {
         Some(code) => Ok(ExitStatus::Passed(u8::try_from(code).unwrap_or(1))),
@@ -206,6 +227,27 @@ async fn single(
                 timeout.map_or_else(String::new, describe_duration)
             );
             Ok(ExitStatus::TimedOut)
+        }
+    }
+}
+
+/// One line of claude's stream-json for someone watching a text answer: retries go to the
+/// waiting line, the result is printed as text mode prints it, anything else as it came.
+fn show_event(waiting: &mut report::Waiting, name: &str, line: &str) {
+    match Event::parse(line) {
+        Some(event @ Event::ApiRetry { .. }) => {
+            if let Some(said) = event.describe() {
+                waiting.say(&format!("claude in {name}: {said}"));
+            }
+        }
+        Some(Event::Result { text, .. }) => {
+            waiting.stop();
+            println!("{text}");
+        }
+        Some(_) => {}
+        None => {
+            waiting.stop();
+            println!("{line}");
         }
     }
 }

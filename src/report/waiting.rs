@@ -27,6 +27,13 @@ impl Waiting {
         Self { bar: Some(bar) }
     }
 
+    /// Says what is awaited now (e.g. that claude retries an unreachable API).
+    pub fn say(&self, what: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(what.to_string());
+        }
+    }
+
     /// The wait is over: take the spinner away (once; later calls do nothing).
     pub fn stop(&mut self) {
         if let Some(bar) = self.bar.take() {

@@ -256,3 +256,41 @@ fn exec_on_a_terminal_shows_what_it_waits_for_and_says_how_long_it_waited() {
         "{text}"
     );
 }
+
+#[test]
+fn exec_on_a_terminal_shows_claudes_retries_then_its_answer_as_text() {
+    let p = Project::new("retries");
+    p.login();
+    p.write_config(&format!(
+        "project: {{project}}\ncredentials:\n  file: {{creds}}\nagents:\n  agent:\n    image: {}\n    env:\n      STANDIN_STREAM_JSON: \"1\"\n    smoke: false\n",
+        image(Image::Root)
+    ));
+    p.claunch().arg("up").assert().success();
+    let bin = assert_cmd::cargo::cargo_bin("claunch");
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} exec agent-1 STANDIN:retry", bin.display()),
+            "/dev/null",
+        ])
+        .current_dir(p.dir.path())
+        .env_remove("CLAUNCH_PROJECT")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("API unreachable, retry 1 of 10"),
+        "the retry, live: {text}"
+    );
+    assert!(text.contains("answered after a retry"), "{text}");
+    assert!(
+        !text.contains("\"type\":"),
+        "no raw JSON for a text answer: {text}"
+    );
+    // Not on a terminal: claude's own text output, unchanged.
+    p.claunch()
+        .args(["exec", "agent-1", "Say hello"])
+        .assert()
+        .success()
+        .stdout("Hello from the stand-in claude. You said: Say hello\n");
+}
