@@ -17,6 +17,24 @@ fn stdout(out: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&out.get_output().stdout).into_owned()
 }
 
+/// What a person sees running `claunch ARGS` in `p` on a real terminal, 80 columns wide
+/// (script(1) gives it one).
+fn on_a_terminal(p: &Project, args: &str) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("claunch");
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty cols 80; {} {args}", bin.display()),
+            "/dev/null",
+        ])
+        .current_dir(p.dir.path())
+        .env_remove("CLAUNCH_PROJECT")
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn a_second_up_tests_again_what_did_not_pass_and_only_that() {
     let p = Project::new("retest");
@@ -90,20 +108,8 @@ fn hints_are_printed_whole_on_a_narrow_terminal() {
         "project: {{project}}\ncredentials:\n  file: {{creds}}\nagents:\n  agent:\n    image: {}\n    smoke:\n      prompt: \"STANDIN:hang\"\n      timeout: 1s\n",
         image(Image::Root)
     ));
-    // A real terminal, 80 columns wide, through script(1).
-    let bin = assert_cmd::cargo::cargo_bin("claunch");
-    let out = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("stty cols 80; {} up", bin.display()),
-            "/dev/null",
-        ])
-        .current_dir(p.dir.path())
-        .env_remove("CLAUNCH_PROJECT")
-        .env("COLUMNS", "80")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    // A real terminal, 80 columns wide.
+    let text = on_a_terminal(&p, "up");
     // The terminal may wrap it: join the lines back before looking.
     let joined: String = text
         .replace("\r\n", "\n")
@@ -235,18 +241,7 @@ fn exec_on_a_terminal_shows_what_it_waits_for_and_says_how_long_it_waited() {
         image(Image::Root)
     ));
     p.claunch().arg("up").assert().success();
-    let bin = assert_cmd::cargo::cargo_bin("claunch");
-    let out = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("{} exec agent-1 STANDIN:hang --timeout 3s", bin.display()),
-            "/dev/null",
-        ])
-        .current_dir(p.dir.path())
-        .env_remove("CLAUNCH_PROJECT")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = on_a_terminal(&p, "exec agent-1 STANDIN:hang --timeout 3s");
     assert!(
         text.contains(&format!("waiting for claude in {}-agent-1", p.name)),
         "{text}"
@@ -266,18 +261,7 @@ fn exec_on_a_terminal_shows_claudes_retries_then_its_answer_as_text() {
         image(Image::Root)
     ));
     p.claunch().arg("up").assert().success();
-    let bin = assert_cmd::cargo::cargo_bin("claunch");
-    let out = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("{} exec agent-1 STANDIN:retry", bin.display()),
-            "/dev/null",
-        ])
-        .current_dir(p.dir.path())
-        .env_remove("CLAUNCH_PROJECT")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = on_a_terminal(&p, "exec agent-1 STANDIN:retry");
     assert!(
         text.contains("API unreachable, retry 1 of 10"),
         "the retry, live: {text}"
