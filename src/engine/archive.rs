@@ -285,8 +285,52 @@ pub struct Extracted {
     pub files: u64,
     pub dirs: u64,
     pub bytes: u64,
-    /// Entries not written, each as `PATH (KIND)`: links, devices, FIFOs, unsafe paths.
-    pub skipped: Vec<String>,
+    /// Entries not written: links, devices, FIFOs, unsafe paths, names that are not
+    /// UTF-8 or that collide with an earlier one on a case-insensitive filesystem.
+    pub skipped: Vec<Refused>,
+}
+
+/// An entry an extraction left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Refused {
+    /// As the archive names it (invalid UTF-8 shown as U+FFFD).
+    pub path: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.path, self.why)
+    }
+}
+
+/// The names written so far, folded to lower case: a name that differs from an earlier
+/// one only by case would overwrite it on a case-insensitive filesystem (macOS, Windows),
+/// so it is refused on every host and the results are the same everywhere.
+#[derive(Default)]
+struct Folded(std::collections::HashMap<String, String>);
+
+impl Folded {
+    /// The earlier name `relative` (or one of its directories) collides with, if any;
+    /// else notes it and its directories.
+    fn collides(&mut self, relative: &str) -> Option<String> {
+        let mut prefix = String::new();
+        for part in relative.split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            let folded = prefix.to_lowercase();
+            match self.0.get(&folded) {
+                Some(earlier) if *earlier != prefix => return Some(earlier.clone()),
+                Some(_) => {}
+                None => {
+                    self.0.insert(folded, prefix.clone());
+                }
+            }
+        }
+        None
+    }
 }
 
 /// Why an extraction stopped.
@@ -322,10 +366,11 @@ pub async fn extract_bounded<S>(
 where
     S: Stream<Item = Result<bytes::Bytes, EngineError>> + Send,
 {
-    // Headers and padding: 512 bytes per entry and the file sizes rounded up to 512.
+    // Headers and padding: 512 bytes per entry, the file sizes rounded up to 512, and
+    // room for long-name and PAX records, so that the entry count stops a stream first.
     let stream_limit = bounds
         .bytes
-        .saturating_add(bounds.entries.saturating_add(2).saturating_mul(1024));
+        .saturating_add(bounds.entries.saturating_add(2).saturating_mul(3072));
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let dest = dest.to_path_buf();
     let writer = tokio::task::spawn_blocking(move || {
@@ -398,6 +443,13 @@ fn unpack(
     let mut done = Extracted::default();
     let mut archive = tar::Archive::new(reader);
     let mut entries_seen: u64 = 0;
+    let mut folded = Folded::default();
+    let refuse = |done: &mut Extracted, path: &str, why: &str| {
+        done.skipped.push(Refused {
+            path: path.to_string(),
+            why: why.to_string(),
+        });
+    };
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         entries_seen += 1;
@@ -419,12 +471,29 @@ fn unpack(
             }
         }
         if !safe {
-            done.skipped
-                .push(format!("{shown} (a path outside the target)"));
+            refuse(&mut done, &shown, "a path outside the target");
             continue;
         }
         if relative.as_os_str().is_empty() {
             continue;
+        }
+        let Some(name) = relative.to_str() else {
+            refuse(&mut done, &shown, "a name that is not valid UTF-8");
+            continue;
+        };
+        let writes = matches!(
+            kind,
+            tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous
+        );
+        if writes {
+            if let Some(earlier) = folded.collides(name) {
+                refuse(
+                    &mut done,
+                    &shown,
+                    &format!("the same name as {earlier} on a case-insensitive filesystem"),
+                );
+                continue;
+            }
         }
         let path = dest.join(&relative);
         match kind {
@@ -456,7 +525,7 @@ fn unpack(
                     tar::EntryType::Fifo => "a FIFO".to_string(),
                     o => format!("{o:?}").to_lowercase(),
                 };
-                done.skipped.push(format!("{shown} ({what})"));
+                refuse(&mut done, &shown, &what);
             }
         }
     }
@@ -710,7 +779,10 @@ mod tests {
         .unwrap();
         assert_eq!((done.files, done.dirs, done.bytes), (2, 1, 6));
         assert_eq!(
-            done.skipped,
+            done.skipped
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             [
                 "out/l (a symbolic link)",
                 "../evil (a path outside the target)",

@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub retries: u32,
     pub timeout: Option<Duration>,
     pub max_turns: Option<u32>,
+    /// What one task's `collect` may bring out.
+    pub collect_bounds: crate::engine::archive::Bounds,
     /// `claunch up` first.
     pub up: bool,
     pub json: bool,
@@ -203,6 +205,7 @@ pub async fn run(global: &Global, o: RunOptions) -> anyhow::Result<ExitStatus> {
         o.retries,
         results,
         results::collect_dir(&results_path),
+        o.collect_bounds,
         global.parallel,
         reporter.clone(),
     ));

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::files::{Collected, RefusedEntry};
 use crate::claude::Usage;
 
 /// How a task ended, as its line says it.
@@ -60,6 +61,12 @@ pub struct Record {
     pub ended_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
+    /// For a task with `collect`: what came out (also when its collection failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collected: Option<Collected>,
+    /// What `collect` left out, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedEntry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +235,8 @@ mod tests {
             started_at: "1970-01-01T00:00:00.000Z".into(),
             ended_at: "1970-01-01T00:00:01.000Z".into(),
             error: None,
+            collected: None,
+            refused: Vec::new(),
         }
     }
 

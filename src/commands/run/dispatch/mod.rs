@@ -13,6 +13,7 @@ use tokio::sync::{watch, OnceCell, Semaphore};
 use crate::claude::Event;
 use crate::credentials::holder::Probes;
 use crate::credentials::identity::Identity;
+use crate::engine::archive::Bounds;
 use crate::engine::Engine;
 use crate::fleet::Member;
 use crate::report::{RunEvent, RunReporter};
@@ -76,6 +77,8 @@ struct State {
     /// Live workers per agent.
     live: HashMap<String, usize>,
     counts: Counts,
+    /// What a task's `collect` brought out, until its line is written.
+    collected: HashMap<usize, (files::Collected, Vec<files::RefusedEntry>)>,
 }
 
 /// Everything the workers share.
@@ -85,6 +88,8 @@ pub struct Run {
     pub defaults: Defaults,
     pub retries: u32,
     pub collect_dir: PathBuf,
+    /// What one task's `collect` may bring out.
+    pub collect_bounds: Bounds,
     pub reporter: Arc<dyn RunReporter>,
     results: Mutex<ResultsFile>,
     state: Mutex<State>,
@@ -122,6 +127,7 @@ impl Run {
         retries: u32,
         results: ResultsFile,
         collect_dir: PathBuf,
+        collect_bounds: Bounds,
         parallel: usize,
         reporter: Arc<dyn RunReporter>,
     ) -> Self {
@@ -132,6 +138,7 @@ impl Run {
             defaults,
             retries,
             collect_dir,
+            collect_bounds,
             reporter,
             results: Mutex::new(results),
             state: Mutex::new(State {
@@ -142,6 +149,7 @@ impl Run {
                 halt: None,
                 live: HashMap::new(),
                 counts: Counts::default(),
+                collected: HashMap::new(),
             }),
             tasks,
             changed: watch::Sender::new(0),
@@ -423,15 +431,26 @@ impl Run {
                     }
                     if !task.collect.is_empty() {
                         let dest = self.collect_dir.join(&task.id);
-                        match files::collect(&self.engine, &worker.member.id, &task.collect, &dest)
-                            .await
+                        match files::collect(
+                            &self.engine,
+                            &worker.member.id,
+                            &task.collect,
+                            &dest,
+                            self.collect_bounds,
+                        )
+                        .await
                         {
-                            Ok(skipped) => {
-                                for s in skipped {
-                                    self.reporter.warn(&format!("{}: left out {s}", task.id));
+                            Ok((got, refused)) => {
+                                for r in &refused {
+                                    self.reporter.warn(&format!("{}: left out {r}", task.id));
                                 }
+                                self.lock().collected.insert(index, (got, refused));
                             }
-                            Err(e) => {
+                            Err((e, got, refused)) => {
+                                for r in &refused {
+                                    self.reporter.warn(&format!("{}: left out {r}", task.id));
+                                }
+                                self.lock().collected.insert(index, (got, refused));
                                 return self.settle_failure(
                                     worker,
                                     index,

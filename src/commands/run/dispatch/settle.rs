@@ -129,10 +129,15 @@ impl Run {
         error: Option<Failure>,
     ) {
         let task = &self.tasks[index];
-        let (attempts, started) = {
-            let s = self.lock();
-            (s.attempts[index], s.started[index])
+        let (attempts, started, collected) = {
+            let mut s = self.lock();
+            (
+                s.attempts[index],
+                s.started[index],
+                s.collected.remove(&index),
+            )
         };
+        let (collected, refused) = collected.map_or((None, Vec::new()), |(c, r)| (Some(c), r));
         let result = seen.result.as_ref();
         let details = result.map(|r| &r.details);
         let record = Record {
@@ -151,6 +156,8 @@ impl Run {
             started_at: rfc3339(started.unwrap_or_else(SystemTime::now)),
             ended_at: rfc3339(SystemTime::now()),
             error: error.clone(),
+            collected,
+            refused,
         };
         let written = tokio::task::block_in_place(|| {
             self.results.lock().expect("results lock").append(&record)
