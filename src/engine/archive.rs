@@ -802,6 +802,50 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn collecting_refuses_names_that_are_not_utf8_or_collide_by_case() {
+        let dest = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        raw_entry(&mut b, "Out", tar::EntryType::Directory, b"");
+        raw_entry(&mut b, "Out/README", tar::EntryType::Regular, b"upper");
+        raw_entry(&mut b, "Out/readme", tar::EntryType::Regular, b"lower");
+        raw_entry(&mut b, "out/x", tar::EntryType::Regular, b"x");
+        raw_entry(&mut b, "Out/README", tar::EntryType::Regular, b"again");
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..7].copy_from_slice(b"Out/b\xffd");
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, &b"b"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let done = extract_bounded(
+            stream_of(&tar),
+            dest.path(),
+            Bounds::COLLECT,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            done.skipped
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "Out/readme (the same name as Out/README on a case-insensitive filesystem)",
+                "out/x (the same name as Out on a case-insensitive filesystem)",
+                "Out/b\u{fffd}d (a name that is not valid UTF-8)",
+            ]
+        );
+        // The same name again is the same file, written again (as tar does).
+        assert_eq!((done.files, done.dirs), (2, 1));
+        assert_eq!(
+            std::fs::read(dest.path().join("Out/README")).unwrap(),
+            b"again"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn collecting_stops_at_its_bounds_and_never_follows_a_link_already_there() {
         let mut b = tar::Builder::new(Vec::new());
         for name in ["a", "b", "c"] {

@@ -254,7 +254,11 @@ fn parse_line(text: &str, name: &str, line: usize, base: &Path) -> Result<Task, 
             ))
         }
     };
-    let args = strings(&object, "args").map_err(|m| fail("args", m))?;
+    let item = |key: &str, (i, m): (Option<usize>, String)| match i {
+        Some(i) => fail(&format!("{key}[{i}]"), m),
+        None => fail(key, m),
+    };
+    let args = strings(&object, "args").map_err(|e| item("args", e))?;
     let workdir = string(&object, "workdir").map_err(|m| fail("workdir", m))?;
     if let Some(w) = &workdir {
         if !w.starts_with('/') {
@@ -281,7 +285,7 @@ fn parse_line(text: &str, name: &str, line: usize, base: &Path) -> Result<Task, 
     };
     let mut collect = Vec::new();
     for (i, path) in strings(&object, "collect")
-        .map_err(|m| fail("collect", m))?
+        .map_err(|e| item("collect", e))?
         .iter()
         .enumerate()
     {
@@ -408,14 +412,23 @@ fn string(object: &Map<String, Value>, key: &str) -> Result<Option<String>, Stri
     }
 }
 
-fn strings(object: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
+/// A list of strings; the error names the item that is not one (its index).
+fn strings(object: &Map<String, Value>, key: &str) -> Result<Vec<String>, (Option<usize>, String)> {
     match object.get(key) {
         None => Ok(Vec::new()),
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(items
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect()),
-        Some(v) => Err(invalid(v, "a list of strings")),
+        Some(Value::Array(items)) => {
+            let (i, v) = items
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !v.is_string())
+                .expect("a non-string item");
+            Err((Some(i), invalid(v, "a string")))
+        }
+        Some(v) => Err((None, invalid(v, "a list of strings"))),
     }
 }
 
@@ -679,6 +692,7 @@ mod tests {
             (r#"{"id":"a","prompt":"x","max_turns":0}"#, "tasks.jsonl:1:24: max_turns: invalid type: number 0, expected a positive whole number"),
             (r#"{"id":"a","prompt":"x","timeout":"soon"}"#, "tasks.jsonl:1:24: timeout: invalid duration \"soon\": write it like \"90s\", \"10m\" or \"1h30m\""),
             (r#"{"id":"a","prompt":"x","timeout":90}"#, "tasks.jsonl:1:24: timeout: invalid type: number 90, expected a duration like \"90s\" or \"10m\""),
+            (r#"{"id":"a","prompt":"x","args":["--model",5]}"#, "tasks.jsonl:1:42: args[1]: invalid type: number 5, expected a string"),
             (r#"{"id":"a","prompt":"x","args":"--model sonnet"}"#, "tasks.jsonl:1:24: args: invalid type: string \"--model sonnet\", expected a list of strings"),
             (r#"{"id":"a","prompt":"x","workdir":"work"}"#, "tasks.jsonl:1:24: workdir: \"work\" is not an absolute path in the container"),
             (r#"{"id":"a","prompt":"x","collect":["out"]}"#, "tasks.jsonl:1:35: collect[0]: \"out\" is relative and the task has no `workdir`: make it absolute, or add a workdir"),
