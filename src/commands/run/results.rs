@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::files::{Collected, RefusedEntry};
+use super::tasks::{id_hash, IdHash};
 use crate::claude::Usage;
 
 /// How a task ended, as its line says it.
@@ -107,7 +108,8 @@ pub fn collect_dir(results: &Path) -> PathBuf {
 #[derive(Debug, Default)]
 pub struct Resume {
     /// Ids with an `ok` line: done, never run again.
-    pub ok: HashSet<String>,
+    /// The ids with an `ok` line, as digests.
+    pub ok: HashSet<IdHash>,
     /// Lines read.
     pub lines: usize,
     /// Bytes of a torn last line that were cut off.
@@ -171,7 +173,7 @@ impl ResultsFile {
                 .ok_or_else(|| corrupt("no `id`".into()))?;
             match value["status"].as_str() {
                 Some("ok") => {
-                    resume.ok.insert(id.to_string());
+                    resume.ok.insert(id_hash(id));
                 }
                 Some(_) => {}
                 None => return Err(corrupt("no `status`".into())),
@@ -296,7 +298,7 @@ mod tests {
             .write_all(br#"{"id":"c","status":"o"#)
             .unwrap();
         let (mut file, resume) = ResultsFile::open(&path).unwrap();
-        assert_eq!(resume.ok, HashSet::from(["a".to_string()]));
+        assert_eq!(resume.ok, HashSet::from([id_hash("a")]));
         assert_eq!((resume.lines, resume.repaired), (2, Some(21)));
         file.append(&record("c", Status::Ok)).unwrap();
         drop(file);

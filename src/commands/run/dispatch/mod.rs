@@ -25,6 +25,7 @@ use super::files;
 use super::judge::{Judgement, Seen};
 use super::queue::{Gate, Pass, Queue};
 use super::results::{Failure, ResultsFile, Status};
+use super::taskfile::TaskFile;
 use super::tasks::Task;
 
 /// The login every container uses today; pauses are kept by login so that a fleet of
@@ -84,7 +85,9 @@ struct State {
 /// Everything the workers share.
 pub struct Run {
     pub engine: Engine,
-    pub tasks: Vec<Task>,
+    pub tasks: TaskFile,
+    /// The tasks taken from the queue and not finished yet, read again from their lines.
+    live_tasks: Mutex<HashMap<usize, Arc<Task>>>,
     pub defaults: Defaults,
     pub retries: u32,
     pub collect_dir: PathBuf,
@@ -121,7 +124,7 @@ impl Run {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Engine,
-        tasks: Vec<Task>,
+        tasks: TaskFile,
         pending: Vec<usize>,
         defaults: Defaults,
         retries: u32,
@@ -131,8 +134,8 @@ impl Run {
         parallel: usize,
         reporter: Arc<dyn RunReporter>,
     ) -> Self {
-        let queue = Queue::new(&tasks, pending);
-        let n = tasks.len();
+        let queue = Queue::new(pending.into_iter().map(|i| (i, tasks.agent(i))));
+        let n = tasks.slots.len();
         Self {
             engine,
             defaults,
@@ -152,6 +155,7 @@ impl Run {
                 collected: HashMap::new(),
             }),
             tasks,
+            live_tasks: Mutex::new(HashMap::new()),
             changed: watch::Sender::new(0),
             paused: watch::Sender::new(0),
             abort: watch::Sender::new(false),
@@ -162,6 +166,44 @@ impl Run {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("run state lock")
+    }
+
+    /// Task `index`, read again from its line the first time it is taken.
+    pub(super) fn task(&self, index: usize) -> Result<Arc<Task>, String> {
+        if let Some(t) = self.live_tasks.lock().expect("tasks lock").get(&index) {
+            return Ok(Arc::clone(t));
+        }
+        let task = Arc::new(tokio::task::block_in_place(|| self.tasks.load(index))?);
+        self.live_tasks
+            .lock()
+            .expect("tasks lock")
+            .insert(index, Arc::clone(&task));
+        Ok(task)
+    }
+
+    /// A task in flight (taken, so already read).
+    pub(super) fn taken(&self, index: usize) -> Arc<Task> {
+        self.task(index).unwrap_or_else(|message| {
+            // Read when it was taken, so only a file changed since gets here: the run halts.
+            self.halt(Halt::Fatal(message));
+            Arc::new(Task {
+                line: self.tasks.slots[index].line as usize,
+                id: format!("(line {})", self.tasks.slots[index].line),
+                prompt: String::new(),
+                agent: self.tasks.agent(index).map(|a| (a.to_string(), 0)),
+                max_turns: None,
+                timeout: None,
+                args: Vec::new(),
+                workdir: None,
+                files: Vec::new(),
+                collect: Vec::new(),
+            })
+        })
+    }
+
+    /// Task `index` is finished for good: its copy goes.
+    pub(super) fn forget(&self, index: usize) {
+        self.live_tasks.lock().expect("tasks lock").remove(&index);
     }
 
     fn bump(&self) {
@@ -252,10 +294,17 @@ impl Run {
                 }
                 Decision::Run(index, probe) => (index, probe),
             };
+            let task = match self.task(index) {
+                Ok(task) => task,
+                Err(message) => {
+                    self.halt(Halt::Fatal(message));
+                    return;
+                }
+            };
             if probe {
                 self.reporter.event(&RunEvent::LoginProbing {
                     login: LOGIN.into(),
-                    id: self.tasks[index].id.clone(),
+                    id: task.id.clone(),
                     container: worker.member.name.clone(),
                 });
             }
@@ -285,14 +334,22 @@ impl Run {
         }
         drop(s);
         if !stranded.is_empty() {
-            let ids: Vec<&str> = stranded
+            let mut ids: Vec<String> = stranded
                 .iter()
-                .map(|i| self.tasks[*i].id.as_str())
+                .take(10)
+                .map(|i| {
+                    self.tasks
+                        .load(*i)
+                        .map_or_else(|_| format!("line {}", self.tasks.slots[*i].line), |t| t.id)
+                })
                 .collect();
+            if stranded.len() > ids.len() {
+                ids.push(format!("and {} more", stranded.len() - ids.len()));
+            }
             self.reporter.warn(&format!(
                 "{}: no container left to run {} task(s): {}",
                 worker.member.name,
-                ids.len(),
+                stranded.len(),
                 ids.join(", ")
             ));
         }
@@ -321,7 +378,7 @@ impl Run {
     /// Runs one attempt of task `index` on `worker` and settles it. `false` when the
     /// container is gone and its worker must stop.
     async fn run_task(self: &Arc<Self>, worker: &Worker, index: usize, probe: bool) -> bool {
-        let task = &self.tasks[index];
+        let task = &*self.taken(index);
         let container = worker.member.name.clone();
         let attempt_no = {
             let mut s = self.lock();

@@ -54,7 +54,7 @@ impl Run {
 
     /// Back to the front of the queue, not as an attempt.
     pub(super) fn put_back(&self, worker: &Worker, index: usize, reason: &str) {
-        let task = &self.tasks[index];
+        let task = &*self.taken(index);
         self.lock()
             .queue
             .put_back(index, task.agent.as_ref().map(|(a, _)| a.as_str()));
@@ -83,7 +83,7 @@ impl Run {
             self.probe_passed();
         }
         let attempts = self.lock().attempts[index];
-        let task = &self.tasks[index];
+        let task = &*self.taken(index);
         if !for_good && attempts <= self.retries {
             let delay = backoff(attempts);
             self.reporter.event(&RunEvent::TaskRetried {
@@ -128,7 +128,7 @@ impl Run {
         seen: &Seen,
         error: Option<Failure>,
     ) {
-        let task = &self.tasks[index];
+        let task = &*self.taken(index);
         let (attempts, started, collected) = {
             let mut s = self.lock();
             (
@@ -168,6 +168,7 @@ impl Run {
             )));
             return;
         }
+        self.forget(index);
         {
             let mut s = self.lock();
             s.queue.finish();
