@@ -186,3 +186,46 @@ fn spool_stdin() -> anyhow::Result<File> {
         last.map_or_else(String::new, |e| e.to_string())
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_are_read_again_from_their_lines_and_a_changed_file_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasks.jsonl");
+        let text = "{\"id\":\"a\",\"prompt\":\"one\"}\r\n\n   \n{\"id\":\"b\",\"prompt\":\"two\",\"agent\":\"x\"}\n{\"id\":\"c\",\"prompt\":\"three\",\"agent\":\"x\"}";
+        std::fs::write(&path, text).unwrap();
+        let file = TaskFile::open(&path).unwrap();
+        assert_eq!(file.slots.len(), 3);
+        assert_eq!(file.agents.len(), 1);
+        assert_eq!((file.agents[0].line, file.agents[0].column), (4, 26));
+        let ids: Vec<(String, usize, String)> = (0..3)
+            .map(|i| {
+                let t = file.load(i).unwrap();
+                (t.id, t.line, t.prompt)
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("a".into(), 1, "one".into()),
+                ("b".into(), 4, "two".into()),
+                ("c".into(), 5, "three".into())
+            ]
+        );
+        assert_eq!(file.agent(0), None);
+        assert_eq!(file.agent(2), Some("x"));
+        // The same length, another id: refused, not run as something else.
+        std::fs::write(&path, text.replace("\"b\"", "\"z\"")).unwrap();
+        let err = file.load(1).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "{}:4: the tasks file changed while the run read it (another id on this line)",
+                path.display()
+            )),
+            "{err}"
+        );
+    }
+}
