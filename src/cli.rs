@@ -230,6 +230,12 @@ pub struct RunArgs {
     /// claude's --max-turns for every task (a task's own `max_turns` wins)
     #[arg(long, value_name = "N")]
     pub max_turns: Option<u32>,
+    /// At most this much file content from one task's `collect`, e.g. 1GiB, 200MiB, 4096
+    #[arg(long, default_value = "1GiB", value_name = "SIZE")]
+    pub collect_max_bytes: String,
+    /// At most this many entries (files, directories, anything refused) from one task's `collect`
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub collect_max_entries: u64,
     /// Run `claunch up` first
     #[arg(long)]
     pub up: bool,
@@ -476,6 +482,27 @@ fn duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
     config::parse_duration(value).map_err(|e| anyhow::anyhow!("--{flag} {value}: {e}"))
 }
 
+/// `4096`, `64KiB`, `200MiB`, `1GiB` (also `K`, `M`, `G`, `KB`…: powers of 1024).
+fn size(flag: &str, value: &str) -> anyhow::Result<u64> {
+    let t = value.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => anyhow::bail!("--{flag} {value}: not a size (e.g. 4096, 64KiB, 200MiB, 1GiB)"),
+    };
+    n.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| {
+            anyhow::anyhow!("--{flag} {value}: not a size (e.g. 4096, 64KiB, 200MiB, 1GiB)")
+        })
+}
+
 impl Cli {
     /// [`Parser::parse_from`], with exec's own tips for an argument that looks like an
     /// option: clap's (`use '-- ARG'`) would make it one of claude's options instead.
@@ -569,6 +596,10 @@ impl Cli {
                     .map(|t| duration("timeout", t))
                     .transpose()?,
                 max_turns: a.max_turns,
+                collect_bounds: crate::engine::archive::Bounds {
+                    bytes: size("collect-max-bytes", &a.collect_max_bytes)?,
+                    entries: a.collect_max_entries,
+                },
                 up: a.up,
                 json: a.json,
                 claude_args: a.claude_args,

@@ -145,6 +145,9 @@ fn set_up(name: &str, p: &Project, image: &dyn Fn() -> String) -> bool {
             p.login();
         }
     }
+    if let Some(tasks) = read_case(name, ".tasks.jsonl") {
+        std::fs::write(p.path("tasks.jsonl"), fill(&tasks, p, image)).unwrap();
+    }
     if let Some(env) = read_case(name, ".env") {
         std::fs::write(p.path(".env"), env).unwrap();
     }

@@ -14,6 +14,7 @@ mod e2e_run;
 mod exec;
 mod faults;
 mod fuzz;
+mod hostile_collect;
 mod hostile_prompts;
 mod json;
 mod lifecycle;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::credentials::identity::Identity;
-use crate::engine::archive::{self, Bounds, Entry, ExtractError};
+use crate::engine::archive::{self, Bounds, Entry, ExtractError, Refused};
 use crate::engine::{Engine, EngineError};
 use crate::secret::Secret;
 
@@ -27,6 +27,12 @@ pub enum FilesError {
     Collect {
         path: String,
         error: Box<ExtractError>,
+    },
+    #[error("collecting {path}: {what} (the bound for one task's collect)\n  hint: what was collected before it is kept; raise the bound with `claunch run {hint}` if the task's output is meant to be that large")]
+    Bound {
+        path: String,
+        what: String,
+        hint: &'static str,
     },
     #[error("collecting {path}: no such file or directory in the container")]
     Missing { path: String },
@@ -159,14 +165,65 @@ pub async fn copy_in(
     Ok(skipped)
 }
 
+/// What a task's `collect` brought out, and what it left out: recorded on its line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Collected {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+}
+
+/// What was refused, each named as it would have landed under `<results>/<id>/` and
+/// with the container path it came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RefusedEntry {
+    pub from: String,
+    pub path: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for RefusedEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} ({})", self.from, self.path, self.why)
+    }
+}
+
+fn refused(from: &str, r: Refused) -> RefusedEntry {
+    RefusedEntry {
+        from: from.to_string(),
+        path: r.path,
+        why: r.why,
+    }
+}
+
 /// Copies each of `paths` out of container `id` into `dest` (made fresh), as
-/// `docker cp` names them (`/work/out` arrives as `dest/out`). Returns what was left out.
+/// `docker cp` names them (`/work/out` arrives as `dest/out`), within `bounds` for the
+/// whole task. Returns what was collected and what was left out; on an error, what was
+/// collected and refused until then goes with it.
 pub async fn collect(
     engine: &Engine,
     id: &str,
     paths: &[String],
     dest: &Path,
-) -> Result<Vec<String>, FilesError> {
+    bounds: Bounds,
+) -> Result<(Collected, Vec<RefusedEntry>), (FilesError, Collected, Vec<RefusedEntry>)> {
+    let mut got = Collected::default();
+    let mut skipped = Vec::new();
+    match collect_into(engine, id, paths, dest, bounds, &mut got, &mut skipped).await {
+        Ok(()) => Ok((got, skipped)),
+        Err(e) => Err((e, got, skipped)),
+    }
+}
+
+async fn collect_into(
+    engine: &Engine,
+    id: &str,
+    paths: &[String],
+    dest: &Path,
+    bounds: Bounds,
+    got: &mut Collected,
+    skipped: &mut Vec<RefusedEntry>,
+) -> Result<(), FilesError> {
     let host = |error| FilesError::Host {
         path: dest.to_path_buf(),
         error,
@@ -180,13 +237,48 @@ pub async fn collect(
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(host)?;
     }
-    let mut skipped = Vec::new();
     for path in paths {
         let stream = engine.download_archive(id, path);
-        match archive::extract_bounded(stream, dest, Bounds::COLLECT, COLLECT_TIMEOUT).await {
-            Ok(done) => skipped.extend(done.skipped.into_iter().map(|s| format!("{path}: {s}"))),
+        // The bounds hold for the task, not for each path.
+        let left = Bounds {
+            bytes: bounds.bytes.saturating_sub(got.bytes),
+            entries: bounds
+                .entries
+                .saturating_sub(got.files + got.dirs + skipped.len() as u64),
+        };
+        match archive::extract_bounded(stream, dest, left, COLLECT_TIMEOUT).await {
+            Ok(done) => {
+                got.files += done.files;
+                got.dirs += done.dirs;
+                got.bytes += done.bytes;
+                skipped.extend(done.skipped.into_iter().map(|s| refused(path, s)));
+            }
             Err(ExtractError::Read(archive::ReadBackError::Missing)) => {
                 return Err(FilesError::Missing { path: path.clone() })
+            }
+            Err(ExtractError::TooLarge { .. }) => {
+                return Err(FilesError::Bound {
+                    path: path.clone(),
+                    what: format!("more than {} bytes of files", bounds.bytes),
+                    hint: "--collect-max-bytes",
+                })
+            }
+            Err(ExtractError::Read(archive::ReadBackError::TooLarge { limit })) => {
+                return Err(FilesError::Bound {
+                    path: path.clone(),
+                    what: format!(
+                        "an archive of more than {limit} bytes (at most {} bytes of files in {} entries)",
+                        bounds.bytes, bounds.entries
+                    ),
+                    hint: "--collect-max-bytes or --collect-max-entries",
+                })
+            }
+            Err(ExtractError::TooManyEntries { .. }) => {
+                return Err(FilesError::Bound {
+                    path: path.clone(),
+                    what: format!("more than {} entries", bounds.entries),
+                    hint: "--collect-max-entries",
+                })
             }
             Err(error) => {
                 return Err(FilesError::Collect {
@@ -196,7 +288,7 @@ pub async fn collect(
             }
         }
     }
-    Ok(skipped)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ mod files;
 mod judge;
 mod queue;
 mod results;
+mod taskfile;
 mod tasks;
 
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ use crate::report::{self, RunReporter, RunSummary};
 use attempt::Defaults;
 use dispatch::{Halt, Run, Worker};
 use results::ResultsFile;
-use tasks::Task;
+use taskfile::TaskFile;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -41,38 +41,13 @@ pub struct RunOptions {
     pub retries: u32,
     pub timeout: Option<Duration>,
     pub max_turns: Option<u32>,
+    /// What one task's `collect` may bring out.
+    pub collect_bounds: crate::engine::archive::Bounds,
     /// `claunch up` first.
     pub up: bool,
     pub json: bool,
     /// After `--`: for every task.
     pub claude_args: Vec<String>,
-}
-
-/// The tasks, and how messages name their file.
-fn read_tasks(o: &RunOptions) -> anyhow::Result<(Vec<Task>, String)> {
-    if o.tasks == Path::new("-") {
-        let name = "stdin".to_string();
-        let stdin = std::io::stdin();
-        let cwd = std::env::current_dir()?;
-        return Ok((tasks::parse(stdin.lock(), &name, &cwd)?, name));
-    }
-    let name = o.tasks.display().to_string();
-    let file = std::fs::File::open(&o.tasks).map_err(|e| tasks::TasksError::Read {
-        name: name.clone(),
-        message: match e.kind() {
-            std::io::ErrorKind::NotFound => "no such file".into(),
-            _ => e.to_string(),
-        },
-    })?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        bail!("{name}: is a directory, not a tasks file");
-    }
-    let base = o
-        .tasks
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    Ok((tasks::parse(BufReader::new(file), &name, &base)?, name))
 }
 
 /// The containers that take tasks: the project's running ones, of `--agent`s if given;
@@ -81,8 +56,7 @@ fn fleet(
     project: &str,
     all: Vec<Member>,
     o: &RunOptions,
-    tasks: &[Task],
-    tasks_name: &str,
+    tasks: &TaskFile,
 ) -> anyhow::Result<Vec<Member>> {
     for agent in &o.agents {
         if !all.iter().any(|m| &m.agent == agent) {
@@ -113,15 +87,16 @@ fn fleet(
         );
     }
     let agents: Vec<&str> = unique(chosen.iter().map(|m| m.agent.as_str()));
-    for task in tasks {
-        if let Some((agent, column)) = &task.agent {
-            if !agents.contains(&agent.as_str()) {
-                bail!(
-                    "{tasks_name}:{}:{column}: agent: no running container of agent `{agent}` takes tasks here (running: {})",
-                    task.line,
-                    agents.join(", ")
-                );
-            }
+    for named in &tasks.agents {
+        if !agents.contains(&named.name.as_str()) {
+            bail!(
+                "{}:{}:{}: agent: no running container of agent `{}` takes tasks here (running: {})",
+                tasks.name,
+                named.line,
+                named.column,
+                named.name,
+                agents.join(", ")
+            );
         }
     }
     Ok(chosen)
@@ -139,7 +114,7 @@ fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 
 pub async fn run(global: &Global, o: RunOptions) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
-    let (tasks, tasks_name) = read_tasks(&o)?;
+    let tasks = TaskFile::open(&o.tasks)?;
     let results_path = match (&o.results, o.tasks == Path::new("-")) {
         (Some(path), _) => path.clone(),
         (None, false) => results::default_path(&o.tasks),
@@ -163,7 +138,6 @@ pub async fn run(global: &Global, o: RunOptions) -> anyhow::Result<ExitStatus> {
         members(&engine, &spec.project).await?,
         &o,
         &tasks,
-        &tasks_name,
     )?;
     let (results, resume) = ResultsFile::open(&results_path)?;
     if let Some(bytes) = resume.repaired {
@@ -172,12 +146,14 @@ pub async fn run(global: &Global, o: RunOptions) -> anyhow::Result<ExitStatus> {
             results_path.display()
         ));
     }
-    let pending: Vec<usize> = (0..tasks.len())
-        .filter(|i| !resume.ok.contains(&tasks[*i].id))
+    let total = tasks.slots.len();
+    let pending: Vec<usize> = (0..total)
+        .filter(|i| !resume.ok.contains(&tasks.slots[*i].id))
         .collect();
-    let skipped = (tasks.len() - pending.len()) as u64;
+    drop(resume);
+    let skipped = (total - pending.len()) as u64;
     let mut summary = RunSummary {
-        tasks: tasks.len() as u64,
+        tasks: total as u64,
         skipped,
         results: results_path.display().to_string(),
         ..RunSummary::default()
@@ -203,6 +179,7 @@ pub async fn run(global: &Global, o: RunOptions) -> anyhow::Result<ExitStatus> {
         o.retries,
         results,
         results::collect_dir(&results_path),
+        o.collect_bounds,
         global.parallel,
         reporter.clone(),
     ));

@@ -5,8 +5,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::tasks::Task;
-
 /// The tasks still to run, in file order; a task put back goes first.
 #[derive(Debug, Default)]
 pub struct Queue {
@@ -19,15 +17,15 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// A queue of `pending`, indexes into `tasks`.
-    pub fn new(tasks: &[Task], pending: impl IntoIterator<Item = usize>) -> Self {
+    /// A queue of `pending`: task indexes, with the agent each is for.
+    pub fn new<'a>(pending: impl IntoIterator<Item = (usize, Option<&'a str>)>) -> Self {
         let mut queue = Self::default();
-        for index in pending {
+        for (index, agent) in pending {
             queue.outstanding += 1;
-            match &tasks[index].agent {
-                Some((agent, _)) => queue
+            match agent {
+                Some(agent) => queue
                     .by_agent
-                    .entry(agent.clone())
+                    .entry(agent.to_string())
                     .or_default()
                     .push_back(index),
                 None => queue.general.push_back(index),
@@ -275,21 +273,10 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    fn tasks() -> Vec<Task> {
-        let text = r#"{"id":"0","prompt":"x"}
-{"id":"1","prompt":"x","agent":"a"}
-{"id":"2","prompt":"x"}
-{"id":"3","prompt":"x","agent":"b"}
-"#;
-        super::super::tasks::parse(text.as_bytes(), "t", Path::new("/")).unwrap()
-    }
 
     #[test]
     fn file_order_agent_restrictions_and_put_back_first() {
-        let tasks = tasks();
-        let mut q = Queue::new(&tasks, [0, 1, 2, 3]);
+        let mut q = Queue::new([(0, None), (1, Some("a")), (2, None), (3, Some("b"))]);
         assert_eq!(q.outstanding, 4);
         assert_eq!(q.take("a"), Some(0));
         assert_eq!(q.take("b"), Some(2));

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::files::{Collected, RefusedEntry};
+use super::tasks::{id_hash, IdHash};
 use crate::claude::Usage;
 
 /// How a task ended, as its line says it.
@@ -60,6 +62,12 @@ pub struct Record {
     pub ended_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
+    /// For a task with `collect`: what came out (also when its collection failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collected: Option<Collected>,
+    /// What `collect` left out, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedEntry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +108,8 @@ pub fn collect_dir(results: &Path) -> PathBuf {
 #[derive(Debug, Default)]
 pub struct Resume {
     /// Ids with an `ok` line: done, never run again.
-    pub ok: HashSet<String>,
+    /// The ids with an `ok` line, as digests.
+    pub ok: HashSet<IdHash>,
     /// Lines read.
     pub lines: usize,
     /// Bytes of a torn last line that were cut off.
@@ -164,7 +173,7 @@ impl ResultsFile {
                 .ok_or_else(|| corrupt("no `id`".into()))?;
             match value["status"].as_str() {
                 Some("ok") => {
-                    resume.ok.insert(id.to_string());
+                    resume.ok.insert(id_hash(id));
                 }
                 Some(_) => {}
                 None => return Err(corrupt("no `status`".into())),
@@ -228,6 +237,8 @@ mod tests {
             started_at: "1970-01-01T00:00:00.000Z".into(),
             ended_at: "1970-01-01T00:00:01.000Z".into(),
             error: None,
+            collected: None,
+            refused: Vec::new(),
         }
     }
 
@@ -287,7 +298,7 @@ mod tests {
             .write_all(br#"{"id":"c","status":"o"#)
             .unwrap();
         let (mut file, resume) = ResultsFile::open(&path).unwrap();
-        assert_eq!(resume.ok, HashSet::from(["a".to_string()]));
+        assert_eq!(resume.ok, HashSet::from([id_hash("a")]));
         assert_eq!((resume.lines, resume.repaired), (2, Some(21)));
         file.append(&record("c", Status::Ok)).unwrap();
         drop(file);

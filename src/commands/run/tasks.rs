@@ -2,6 +2,8 @@
 //! anything runs. Every error names `TASKS:LINE:COLUMN` and the key it is about.
 
 use std::collections::HashMap;
+
+use sha2::Digest as _;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -91,26 +93,56 @@ fn render(
     format!("{name}:{line}:{column}: {key}{message}{hint}")
 }
 
-/// Reads and checks every task of `reader`; `name` is how messages call the file and
+/// A fixed-size digest of a task id: what duplicate detection and the resume set keep,
+/// instead of the ids.
+pub type IdHash = [u8; 16];
+
+pub fn id_hash(id: &str) -> IdHash {
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// Reads and checks every task of `reader` in one streaming pass, holding none of them:
+/// each valid task goes to `each` with the byte offset and length of its line, then is
+/// dropped. Duplicates are found by [`IdHash`]. `name` is how messages call the file and
 /// `base` is where relative `files` sources are found.
-pub fn parse(reader: impl BufRead, name: &str, base: &Path) -> Result<Vec<Task>, TasksError> {
-    let mut tasks = Vec::new();
-    let mut first_line_of: HashMap<String, usize> = HashMap::new();
-    for (index, line) in reader.split(b'\n').enumerate() {
-        let number = index + 1;
-        let bytes = line.map_err(|e| TasksError::Read {
-            name: name.to_string(),
-            message: e.to_string(),
-        })?;
-        let Ok(text) = String::from_utf8(bytes) else {
+pub fn scan(
+    mut reader: impl BufRead,
+    name: &str,
+    base: &Path,
+    mut each: impl FnMut(Task, u64, usize),
+) -> Result<(), TasksError> {
+    let mut first_line_of: HashMap<IdHash, u32> = HashMap::new();
+    let mut bytes = Vec::new();
+    let mut offset: u64 = 0;
+    let mut number = 0usize;
+    loop {
+        bytes.clear();
+        let n = reader
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| TasksError::Read {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let at_offset = offset;
+        offset += n as u64;
+        let Ok(text) = std::str::from_utf8(&bytes) else {
             return Err(at(name, number, 1, "", "not valid UTF-8".into(), None));
         };
-        let text = text.strip_suffix('\r').unwrap_or(&text);
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
         if text.trim().is_empty() {
             continue;
         }
         let task = parse_line(text, name, number, base)?;
-        if let Some(first) = first_line_of.get(&task.id) {
+        let hash = id_hash(&task.id);
+        if let Some(first) = first_line_of.get(&hash) {
             let column = Spans::of(text).column("id");
             return Err(at(
                 name,
@@ -121,10 +153,24 @@ pub fn parse(reader: impl BufRead, name: &str, base: &Path) -> Result<Vec<Task>,
                 None,
             ));
         }
-        first_line_of.insert(task.id.clone(), number);
-        tasks.push(task);
+        first_line_of.insert(hash, u32::try_from(number).unwrap_or(u32::MAX));
+        each(task, at_offset, n);
     }
+}
+
+/// Every task of `reader`, held (tests, and small files).
+#[cfg(test)]
+pub fn parse(reader: impl BufRead, name: &str, base: &Path) -> Result<Vec<Task>, TasksError> {
+    let mut tasks = Vec::new();
+    scan(reader, name, base, |t, _, _| tasks.push(t))?;
     Ok(tasks)
+}
+
+/// One line of the file read again by dispatch: the task on it, checked as before.
+pub fn parse_again(text: &str, name: &str, line: usize, base: &Path) -> Result<Task, TasksError> {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    parse_line(text, name, line, base)
 }
 
 fn at(
@@ -254,7 +300,11 @@ fn parse_line(text: &str, name: &str, line: usize, base: &Path) -> Result<Task, 
             ))
         }
     };
-    let args = strings(&object, "args").map_err(|m| fail("args", m))?;
+    let item = |key: &str, (i, m): (Option<usize>, String)| match i {
+        Some(i) => fail(&format!("{key}[{i}]"), m),
+        None => fail(key, m),
+    };
+    let args = strings(&object, "args").map_err(|e| item("args", e))?;
     let workdir = string(&object, "workdir").map_err(|m| fail("workdir", m))?;
     if let Some(w) = &workdir {
         if !w.starts_with('/') {
@@ -281,7 +331,7 @@ fn parse_line(text: &str, name: &str, line: usize, base: &Path) -> Result<Task, 
     };
     let mut collect = Vec::new();
     for (i, path) in strings(&object, "collect")
-        .map_err(|m| fail("collect", m))?
+        .map_err(|e| item("collect", e))?
         .iter()
         .enumerate()
     {
@@ -408,14 +458,23 @@ fn string(object: &Map<String, Value>, key: &str) -> Result<Option<String>, Stri
     }
 }
 
-fn strings(object: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
+/// A list of strings; the error names the item that is not one (its index).
+fn strings(object: &Map<String, Value>, key: &str) -> Result<Vec<String>, (Option<usize>, String)> {
     match object.get(key) {
         None => Ok(Vec::new()),
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(items
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect()),
-        Some(v) => Err(invalid(v, "a list of strings")),
+        Some(Value::Array(items)) => {
+            let (i, v) = items
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !v.is_string())
+                .expect("a non-string item");
+            Err((Some(i), invalid(v, "a string")))
+        }
+        Some(v) => Err((None, invalid(v, "a list of strings"))),
     }
 }
 
@@ -679,6 +738,7 @@ mod tests {
             (r#"{"id":"a","prompt":"x","max_turns":0}"#, "tasks.jsonl:1:24: max_turns: invalid type: number 0, expected a positive whole number"),
             (r#"{"id":"a","prompt":"x","timeout":"soon"}"#, "tasks.jsonl:1:24: timeout: invalid duration \"soon\": write it like \"90s\", \"10m\" or \"1h30m\""),
             (r#"{"id":"a","prompt":"x","timeout":90}"#, "tasks.jsonl:1:24: timeout: invalid type: number 90, expected a duration like \"90s\" or \"10m\""),
+            (r#"{"id":"a","prompt":"x","args":["--model",5]}"#, "tasks.jsonl:1:42: args[1]: invalid type: number 5, expected a string"),
             (r#"{"id":"a","prompt":"x","args":"--model sonnet"}"#, "tasks.jsonl:1:24: args: invalid type: string \"--model sonnet\", expected a list of strings"),
             (r#"{"id":"a","prompt":"x","workdir":"work"}"#, "tasks.jsonl:1:24: workdir: \"work\" is not an absolute path in the container"),
             (r#"{"id":"a","prompt":"x","collect":["out"]}"#, "tasks.jsonl:1:35: collect[0]: \"out\" is relative and the task has no `workdir`: make it absolute, or add a workdir"),

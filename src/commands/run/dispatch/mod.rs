@@ -13,6 +13,7 @@ use tokio::sync::{watch, OnceCell, Semaphore};
 use crate::claude::Event;
 use crate::credentials::holder::Probes;
 use crate::credentials::identity::Identity;
+use crate::engine::archive::Bounds;
 use crate::engine::Engine;
 use crate::fleet::Member;
 use crate::report::{RunEvent, RunReporter};
@@ -24,6 +25,7 @@ use super::files;
 use super::judge::{Judgement, Seen};
 use super::queue::{Gate, Pass, Queue};
 use super::results::{Failure, ResultsFile, Status};
+use super::taskfile::TaskFile;
 use super::tasks::Task;
 
 /// The login every container uses today; pauses are kept by login so that a fleet of
@@ -76,15 +78,21 @@ struct State {
     /// Live workers per agent.
     live: HashMap<String, usize>,
     counts: Counts,
+    /// What a task's `collect` brought out, until its line is written.
+    collected: HashMap<usize, (files::Collected, Vec<files::RefusedEntry>)>,
 }
 
 /// Everything the workers share.
 pub struct Run {
     pub engine: Engine,
-    pub tasks: Vec<Task>,
+    pub tasks: TaskFile,
+    /// The tasks taken from the queue and not finished yet, read again from their lines.
+    live_tasks: Mutex<HashMap<usize, Arc<Task>>>,
     pub defaults: Defaults,
     pub retries: u32,
     pub collect_dir: PathBuf,
+    /// What one task's `collect` may bring out.
+    pub collect_bounds: Bounds,
     pub reporter: Arc<dyn RunReporter>,
     results: Mutex<ResultsFile>,
     state: Mutex<State>,
@@ -116,22 +124,24 @@ impl Run {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Engine,
-        tasks: Vec<Task>,
+        tasks: TaskFile,
         pending: Vec<usize>,
         defaults: Defaults,
         retries: u32,
         results: ResultsFile,
         collect_dir: PathBuf,
+        collect_bounds: Bounds,
         parallel: usize,
         reporter: Arc<dyn RunReporter>,
     ) -> Self {
-        let queue = Queue::new(&tasks, pending);
-        let n = tasks.len();
+        let queue = Queue::new(pending.into_iter().map(|i| (i, tasks.agent(i))));
+        let n = tasks.slots.len();
         Self {
             engine,
             defaults,
             retries,
             collect_dir,
+            collect_bounds,
             reporter,
             results: Mutex::new(results),
             state: Mutex::new(State {
@@ -142,8 +152,10 @@ impl Run {
                 halt: None,
                 live: HashMap::new(),
                 counts: Counts::default(),
+                collected: HashMap::new(),
             }),
             tasks,
+            live_tasks: Mutex::new(HashMap::new()),
             changed: watch::Sender::new(0),
             paused: watch::Sender::new(0),
             abort: watch::Sender::new(false),
@@ -154,6 +166,44 @@ impl Run {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("run state lock")
+    }
+
+    /// Task `index`, read again from its line the first time it is taken.
+    pub(super) fn task(&self, index: usize) -> Result<Arc<Task>, String> {
+        if let Some(t) = self.live_tasks.lock().expect("tasks lock").get(&index) {
+            return Ok(Arc::clone(t));
+        }
+        let task = Arc::new(tokio::task::block_in_place(|| self.tasks.load(index))?);
+        self.live_tasks
+            .lock()
+            .expect("tasks lock")
+            .insert(index, Arc::clone(&task));
+        Ok(task)
+    }
+
+    /// A task in flight (taken, so already read).
+    pub(super) fn taken(&self, index: usize) -> Arc<Task> {
+        self.task(index).unwrap_or_else(|message| {
+            // Read when it was taken, so only a file changed since gets here: the run halts.
+            self.halt(Halt::Fatal(message));
+            Arc::new(Task {
+                line: self.tasks.slots[index].line as usize,
+                id: format!("(line {})", self.tasks.slots[index].line),
+                prompt: String::new(),
+                agent: self.tasks.agent(index).map(|a| (a.to_string(), 0)),
+                max_turns: None,
+                timeout: None,
+                args: Vec::new(),
+                workdir: None,
+                files: Vec::new(),
+                collect: Vec::new(),
+            })
+        })
+    }
+
+    /// Task `index` is finished for good: its copy goes.
+    pub(super) fn forget(&self, index: usize) {
+        self.live_tasks.lock().expect("tasks lock").remove(&index);
     }
 
     fn bump(&self) {
@@ -244,10 +294,17 @@ impl Run {
                 }
                 Decision::Run(index, probe) => (index, probe),
             };
+            let task = match self.task(index) {
+                Ok(task) => task,
+                Err(message) => {
+                    self.halt(Halt::Fatal(message));
+                    return;
+                }
+            };
             if probe {
                 self.reporter.event(&RunEvent::LoginProbing {
                     login: LOGIN.into(),
-                    id: self.tasks[index].id.clone(),
+                    id: task.id.clone(),
                     container: worker.member.name.clone(),
                 });
             }
@@ -277,14 +334,22 @@ impl Run {
         }
         drop(s);
         if !stranded.is_empty() {
-            let ids: Vec<&str> = stranded
+            let mut ids: Vec<String> = stranded
                 .iter()
-                .map(|i| self.tasks[*i].id.as_str())
+                .take(10)
+                .map(|i| {
+                    self.tasks
+                        .load(*i)
+                        .map_or_else(|_| format!("line {}", self.tasks.slots[*i].line), |t| t.id)
+                })
                 .collect();
+            if stranded.len() > ids.len() {
+                ids.push(format!("and {} more", stranded.len() - ids.len()));
+            }
             self.reporter.warn(&format!(
                 "{}: no container left to run {} task(s): {}",
                 worker.member.name,
-                ids.len(),
+                stranded.len(),
                 ids.join(", ")
             ));
         }
@@ -313,7 +378,7 @@ impl Run {
     /// Runs one attempt of task `index` on `worker` and settles it. `false` when the
     /// container is gone and its worker must stop.
     async fn run_task(self: &Arc<Self>, worker: &Worker, index: usize, probe: bool) -> bool {
-        let task = &self.tasks[index];
+        let task = &*self.taken(index);
         let container = worker.member.name.clone();
         let attempt_no = {
             let mut s = self.lock();
@@ -423,15 +488,26 @@ impl Run {
                     }
                     if !task.collect.is_empty() {
                         let dest = self.collect_dir.join(&task.id);
-                        match files::collect(&self.engine, &worker.member.id, &task.collect, &dest)
-                            .await
+                        match files::collect(
+                            &self.engine,
+                            &worker.member.id,
+                            &task.collect,
+                            &dest,
+                            self.collect_bounds,
+                        )
+                        .await
                         {
-                            Ok(skipped) => {
-                                for s in skipped {
-                                    self.reporter.warn(&format!("{}: left out {s}", task.id));
+                            Ok((got, refused)) => {
+                                for r in &refused {
+                                    self.reporter.warn(&format!("{}: left out {r}", task.id));
                                 }
+                                self.lock().collected.insert(index, (got, refused));
                             }
-                            Err(e) => {
+                            Err((e, got, refused)) => {
+                                for r in &refused {
+                                    self.reporter.warn(&format!("{}: left out {r}", task.id));
+                                }
+                                self.lock().collected.insert(index, (got, refused));
                                 return self.settle_failure(
                                     worker,
                                     index,

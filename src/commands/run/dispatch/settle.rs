@@ -54,7 +54,7 @@ impl Run {
 
     /// Back to the front of the queue, not as an attempt.
     pub(super) fn put_back(&self, worker: &Worker, index: usize, reason: &str) {
-        let task = &self.tasks[index];
+        let task = &*self.taken(index);
         self.lock()
             .queue
             .put_back(index, task.agent.as_ref().map(|(a, _)| a.as_str()));
@@ -83,7 +83,7 @@ impl Run {
             self.probe_passed();
         }
         let attempts = self.lock().attempts[index];
-        let task = &self.tasks[index];
+        let task = &*self.taken(index);
         if !for_good && attempts <= self.retries {
             let delay = backoff(attempts);
             self.reporter.event(&RunEvent::TaskRetried {
@@ -128,11 +128,16 @@ impl Run {
         seen: &Seen,
         error: Option<Failure>,
     ) {
-        let task = &self.tasks[index];
-        let (attempts, started) = {
-            let s = self.lock();
-            (s.attempts[index], s.started[index])
+        let task = &*self.taken(index);
+        let (attempts, started, collected) = {
+            let mut s = self.lock();
+            (
+                s.attempts[index],
+                s.started[index],
+                s.collected.remove(&index),
+            )
         };
+        let (collected, refused) = collected.map_or((None, Vec::new()), |(c, r)| (Some(c), r));
         let result = seen.result.as_ref();
         let details = result.map(|r| &r.details);
         let record = Record {
@@ -151,6 +156,8 @@ impl Run {
             started_at: rfc3339(started.unwrap_or_else(SystemTime::now)),
             ended_at: rfc3339(SystemTime::now()),
             error: error.clone(),
+            collected,
+            refused,
         };
         let written = tokio::task::block_in_place(|| {
             self.results.lock().expect("results lock").append(&record)
@@ -161,6 +168,7 @@ impl Run {
             )));
             return;
         }
+        self.forget(index);
         {
             let mut s = self.lock();
             s.queue.finish();
