@@ -44,6 +44,8 @@ pub struct RunOptions {
     /// `claunch up` first.
     pub up: bool,
     pub json: bool,
+    /// Where to serve `GET /metrics` (`--metrics ADDR`).
+    pub metrics: Option<String>,
     /// After `--`: for every task.
     pub claude_args: Vec<String>,
 }
@@ -139,6 +141,8 @@ fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 
 pub async fn run(global: &Global, o: RunOptions) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
+    // Before anything else, so that a busy port is said up front.
+    let metrics_at = super::metrics::serve(o.metrics.as_deref())?;
     let (tasks, tasks_name) = read_tasks(&o)?;
     let results_path = match (&o.results, o.tasks == Path::new("-")) {
         (Some(path), _) => path.clone(),
@@ -148,6 +152,9 @@ pub async fn run(global: &Global, o: RunOptions) -> anyhow::Result<ExitStatus> {
     let spec = super::load_spec(global)?;
     let engine = super::connect(global).await?;
     let reporter = report::pick_run(o.json);
+    if let Some(addr) = metrics_at {
+        reporter.info(&format!("metrics at http://{addr}/metrics"));
+    }
     if o.up {
         let options = UpOptions {
             agents: o.agents.clone(),
@@ -306,11 +313,22 @@ async fn keep_login_alive(
         watch: true,
         ahead: Duration::from_secs(15 * 60),
         interval: Duration::from_secs(60),
+        metrics: None,
     };
     let stopped = async {
         let _ = stop.await;
     };
-    if let Err(e) = creds::watch_until(engine, spec, &o, parallel, r.as_ref(), stopped).await {
+    if let Err(e) = creds::watch_until(
+        engine,
+        spec,
+        dispatch::LOGIN,
+        &o,
+        parallel,
+        r.as_ref(),
+        stopped,
+    )
+    .await
+    {
         r.warn(&format!(
             "keeping the login alive failed: {e:#}; tasks may fail once the access token expires"
         ));
