@@ -175,6 +175,11 @@ impl Fleet {
             .set(unix_secs(at_ms));
     }
 
+    /// The login is in force: its refresh count starts at 0 rather than missing.
+    pub fn login_seen(&self, login: &str) {
+        let _ = self.refreshes.get_or_create(&Self::login(login));
+    }
+
     /// The login was refreshed (a newer member of its family adopted).
     pub fn login_refreshed(&self, login: &str) {
         self.refreshes.get_or_create(&Self::login(login)).inc();
@@ -188,8 +193,7 @@ impl Fleet {
                 reason: reason.as_str().to_string(),
             })
             .inc();
-        // Make the login's series exist from its first failure, so `rate()` sees a start.
-        let _ = self.refreshes.get_or_create(&Self::login(login));
+        self.login_seen(login);
     }
 
     /// The login's tasks are held back until `until_secs`; 0 when they no longer are.

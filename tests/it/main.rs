@@ -17,6 +17,7 @@ mod fuzz;
 mod hostile_prompts;
 mod json;
 mod lifecycle;
+mod metrics;
 mod newcomer;
 mod remote;
 mod run;

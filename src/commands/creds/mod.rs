@@ -162,6 +162,7 @@ async fn sync_once(
 /// login's expiry, the project's containers.
 fn record_login(login_name: &str, before: Option<&str>, login: &Login, all: &[Member]) {
     let m = crate::metrics::fleet();
+    m.login_seen(login_name);
     if before.is_some() && rotating_fingerprint(login).as_deref() != before {
         m.login_refreshed(login_name);
     }
