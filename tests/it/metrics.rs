@@ -204,3 +204,52 @@ fn a_busy_metrics_port_is_an_error_naming_the_address_before_anything_starts() {
         "{stderr}"
     );
 }
+
+/// The alerting rules block of README.md.
+fn readme_rules() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let (_, after) = readme
+        .split_once("<!-- alert rules: tests/it/metrics.rs checks this block -->\n```yaml\n")
+        .expect("README.md has the alert rules block");
+    after.split_once("```").unwrap().0.to_string()
+}
+
+#[test]
+fn the_readmes_alerting_rules_pass_promtool_and_fire_when_the_watcher_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, readme_rules()).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .expect("promtool: tests/run.sh installs Debian's prometheus");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("SUCCESS: 4 rules found"), "{stdout}");
+
+    // The login expires 20 minutes after the last scrape, and the watcher is gone after
+    // it: the first rule fires; while the watcher syncs, it stays silent.
+    let unit = dir.path().join("unit.yml");
+    std::fs::write(
+        &unit,
+        "rule_files: [rules.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n      - series: 'claunch_login_expiry_timestamp_seconds{login=\"default\"}'\n        values: '1800 1800 1800'\n      - series: 'claunch_sync_last_success_timestamp_seconds'\n        values: '0 60 120'\n    alert_rule_test:\n      - eval_time: 2m\n        alertname: ClaunchLoginExpiringWithNoRefresher\n        exp_alerts: []\n      - eval_time: 10m\n        alertname: ClaunchLoginExpiringWithNoRefresher\n        exp_alerts:\n          - exp_labels: {login: default, severity: critical}\n            exp_annotations:\n              summary: \"login default expires in under 30 minutes and no `claunch creds sync --watch` keeps it fresh\"\n",
+    )
+    .unwrap();
+    let out = Command::new("promtool")
+        .current_dir(dir.path())
+        .args(["test", "rules", "unit.yml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
