@@ -253,3 +253,31 @@ fn the_readmes_alerting_rules_pass_promtool_and_fire_when_the_watcher_is_gone() 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn prometheus_reads_a_usage_limit_pause_of_the_login_and_its_end() {
+    let p = run_fleet("metrics-pause", &[("a", 1)]);
+    let reset = now_ms() / 1000 + 12;
+    write_tasks(
+        &p,
+        &[
+            format!(r#"{{"id": "limited", "prompt": "STANDIN:limited-until={reset}"}}"#),
+            r#"{"id": "last", "prompt": "STANDIN:sleep=30"}"#.into(),
+        ],
+    );
+    let port = free_port();
+    let port_arg = port.to_string();
+    let _run = Running::start(&p, &["run", "tasks.jsonl", "--metrics", &port_arg]);
+    let prom = Prometheus::start(&[format!("127.0.0.1:{port}")]);
+    let paused = r#"claunch_login_paused_until_timestamp_seconds{login="default"}"#;
+    #[allow(clippy::cast_precision_loss)]
+    let reset = reset as f64;
+    // Until the reset plus a little jitter.
+    prom.wait_for(paused, |v| v >= reset && v <= reset + 2.0);
+    // The probe after the reset passed: no longer paused, the task counted once.
+    prom.wait_for(paused, is(0.0));
+    prom.wait_for(
+        r#"claunch_tasks_total{status="ok",login="default"}"#,
+        is(1.0),
+    );
+}
