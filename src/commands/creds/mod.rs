@@ -102,9 +102,9 @@ async fn sync_once(
         ok = false;
     }
     let held: Vec<Held> = held.into_iter().filter_map(Result::ok).collect();
-    let before = rotating_fingerprint(&login);
+    let before = super::metrics::rotating_fingerprint(&login);
     let login = adopt_newest(engine, spec, login, &held, r).await?;
-    record_login(login_name, before.as_deref(), &login, &all);
+    super::metrics::record_login(login_name, before.as_deref(), &login, &all);
     let mut writes = Vec::new();
     for h in held
         .iter()
@@ -156,30 +156,6 @@ async fn sync_once(
         .await;
     ok &= written.into_iter().all(|w| w);
     Ok((login, ok))
-}
-
-/// Metrics of a sync pass: a refresh when the refresh token in force changed, the
-/// login's expiry, the project's containers.
-fn record_login(login_name: &str, before: Option<&str>, login: &Login, all: &[Member]) {
-    let m = crate::metrics::fleet();
-    m.login_seen(login_name);
-    if before.is_some() && rotating_fingerprint(login).as_deref() != before {
-        m.login_refreshed(login_name);
-    }
-    if let Some(at) = login.credentials().and_then(|c| c.summary.expires_at_ms) {
-        m.login_expires(login_name, at);
-    }
-    m.set_containers(
-        all.iter()
-            .map(|c| (c.agent.as_str(), login_name, c.state.as_str())),
-    );
-}
-
-fn rotating_fingerprint(login: &Login) -> Option<String> {
-    match login {
-        Login::Rotating(c) => family::refresh_fingerprint(c),
-        _ => None,
-    }
 }
 
 fn running(list: Vec<Member>) -> Vec<Member> {
