@@ -242,6 +242,9 @@ pub struct RunArgs {
     /// One JSON object per line: task started/finished/retried, login paused/resumed, summary
     #[arg(long)]
     pub json: bool,
+    /// Serve Prometheus metrics (GET /metrics) on ADDR while the run lasts; a port alone means 127.0.0.1
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// More arguments for claude in every task, after `--`
     #[arg(last = true, value_name = "CLAUDE_ARGS")]
     pub claude_args: Vec<String>,
@@ -323,6 +326,9 @@ pub struct SyncArgs {
     /// With --watch: how often to look at the containers
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub interval: String,
+    /// With --watch: serve Prometheus metrics (GET /metrics) on ADDR; a port alone means 127.0.0.1
+    #[arg(long, value_name = "ADDR", requires = "watch")]
+    pub metrics: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -602,6 +608,7 @@ impl Cli {
                 },
                 up: a.up,
                 json: a.json,
+                metrics: a.metrics,
                 claude_args: a.claude_args,
             }),
             Command::Image(ImageCommand::Build(a)) => Verb::ImageBuild(
@@ -618,6 +625,7 @@ impl Cli {
                     watch: a.watch && !a.once,
                     ahead: duration("ahead", &a.ahead)?,
                     interval: duration("interval", &a.interval)?,
+                    metrics: a.metrics,
                 },
                 a.json,
             ),

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod fleet;
 pub mod image;
 pub mod interrupt;
+pub(crate) mod metrics;
 pub(crate) mod plan;
 pub(crate) mod report;
 pub mod secret;

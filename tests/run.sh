@@ -13,9 +13,10 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # busybox-static for the test images; openssh-server and -client for the remote-engine
 # tests (tests/it/remote.rs starts its own sshd in a network namespace, on a port and
 # with keys of its own; on a machine with systemd, installing the package also enables
-# the system's sshd).
+# the system's sshd); prometheus (and its promtool) for the metrics tests, which start
+# their own server on a loopback port.
 missing=()
-for pkg in busybox-static openssh-server openssh-client; do
+for pkg in busybox-static openssh-server openssh-client prometheus; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,6 +9,7 @@ pub(crate) mod exec;
 pub(crate) mod image;
 pub(crate) mod init;
 pub(crate) mod logs;
+mod metrics;
 pub(crate) mod ps;
 pub(crate) mod pull;
 pub(crate) mod resolved;

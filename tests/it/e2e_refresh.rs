@@ -453,3 +453,55 @@ fn claunch_run_keeps_the_login_alive_as_creds_sync_watch_does() {
     f.p.claunch().args(["creds", "sync"]).assert().success();
     f.assert_converged(3);
 }
+
+#[test]
+fn prometheus_counts_the_forced_refresh_of_creds_sync_watch_with_the_real_cli() {
+    use crate::support::prometheus::{free_port, Prometheus};
+    // A login 7 h from expiry, watched 8 h ahead: the watcher makes the leader refresh
+    // once; the endpoint's new tokens live 10 h, so once is all.
+    let f = Fleet::new("metrics-refresh", 2, now_ms() + 7 * HOUR, 36_000);
+    // No smoke test: the API stand-in refuses the first access token, and a smoke test
+    // would make the leader refresh before the watcher does.
+    let out = f.p.claunch().args(["up", "--no-smoke"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(f.oauth.outcomes("issued"), 0, "no refresh at up");
+    let port = free_port();
+    let port_arg = port.to_string();
+    let _watch = crate::metrics::Running::start(
+        &f.p,
+        &[
+            "creds",
+            "sync",
+            "--watch",
+            "--ahead",
+            "8h",
+            "--interval",
+            "2s",
+            "--metrics",
+            &port_arg,
+        ],
+    );
+    let prom = Prometheus::start(&[format!("127.0.0.1:{port}")]);
+    let refreshes = r#"claunch_login_refreshes_total{login="default"}"#;
+    prom.wait_for(refreshes, |v| (v - 1.0).abs() < 1e-9);
+    let expires = f.host()["claudeAiOauth"]["expiresAt"].as_i64().unwrap();
+    #[allow(clippy::cast_precision_loss)]
+    let want = expires as f64 / 1000.0;
+    prom.wait_for(
+        r#"claunch_login_expiry_timestamp_seconds{login="default"}"#,
+        |v| (v - want).abs() < 0.01,
+    );
+    assert!(
+        expires > now_ms() + 9 * HOUR,
+        "the refreshed login is in force"
+    );
+    assert_eq!(f.oauth.outcomes("issued"), 1, "exactly one refresh");
+    assert_eq!(f.oauth.outcomes("invalid_grant"), 0);
+    let failures = prom.query("claunch_login_refresh_failures_total");
+    assert!(failures.is_empty(), "{failures:?}");
+    f.assert_converged(2);
+}

@@ -18,6 +18,7 @@ mod hostile_collect;
 mod hostile_prompts;
 mod json;
 mod lifecycle;
+mod metrics;
 mod newcomer;
 mod remote;
 mod run;

@@ -49,6 +49,23 @@ fn no_token_reaches_output_inspect_env_labels_mounts_events_or_logs() {
     for (args, out) in &outputs {
         leaks(&format!("the output of claunch {args:?}"), out);
     }
+    // What `creds sync --watch --metrics` serves: names and numbers, never a token.
+    let port = crate::support::prometheus::free_port();
+    let port_arg = port.to_string();
+    let watch = crate::metrics::Running::start(
+        &p,
+        &[
+            "creds",
+            "sync",
+            "--watch",
+            "--interval",
+            "1s",
+            "--metrics",
+            &port_arg,
+        ],
+    );
+    leaks("/metrics", &crate::metrics::scrape_after_a_sync(port));
+    drop(watch);
     // ps does read the file back from inside: prove it did (and still showed no token).
     assert!(outputs[2].1.contains("refreshable"), "{}", outputs[2].1);
 

@@ -20,6 +20,7 @@ use crate::credentials::watcher::{self, Watching};
 use crate::credentials::Role;
 use crate::credentials::{self, family, Credentials, Summary};
 use crate::engine::Engine;
+use crate::metrics::RefreshFailure;
 use crate::report::{Outcome, Reporter, Step};
 
 /// A container with what it holds.
@@ -68,13 +69,19 @@ pub struct SyncOptions {
     pub watch: bool,
     pub ahead: Duration,
     pub interval: Duration,
+    /// With `watch`: where to serve `GET /metrics` (`--metrics ADDR`).
+    pub metrics: Option<String>,
 }
+
+/// The name of the one login today's `credentials:` makes, in metrics.
+pub(crate) const LOGIN: &str = "default";
 
 /// One pass: adopt the leader's newer login, write it back, bring every container up to
 /// date. Returns the login now in force and whether anything failed.
 async fn sync_once(
     engine: &Engine,
     spec: &Spec,
+    login_name: &str,
     only: Option<&str>,
     parallel: usize,
     r: &dyn Reporter,
@@ -88,14 +95,16 @@ async fn sync_once(
             .collect(),
         None => all.clone(),
     };
-    let held = gather(engine, running(all), parallel).await;
+    let held = gather(engine, running(all.clone()), parallel).await;
     let mut ok = true;
     for failure in held.iter().filter_map(|h| h.as_ref().err()) {
         r.warn(&format!("{}: {}", failure.0, failure.1));
         ok = false;
     }
     let held: Vec<Held> = held.into_iter().filter_map(Result::ok).collect();
+    let before = super::metrics::rotating_fingerprint(&login);
     let login = adopt_newest(engine, spec, login, &held, r).await?;
+    super::metrics::record_login(login_name, before.as_deref(), &login, &all);
     let mut writes = Vec::new();
     for h in held
         .iter()
@@ -196,10 +205,14 @@ pub async fn sync(
     o: SyncOptions,
     r: Arc<dyn Reporter>,
 ) -> anyhow::Result<ExitStatus> {
+    // Before anything else, so that a busy port is said up front.
+    if let Some(addr) = super::metrics::serve(o.metrics.as_deref())? {
+        r.info(&format!("metrics at http://{addr}/metrics"));
+    }
     let spec = super::load_spec(global)?;
     let engine = super::connect(global).await?;
     if !o.watch {
-        let (_, ok) = sync_once(&engine, &spec, None, global.parallel, r.as_ref()).await?;
+        let (_, ok) = sync_once(&engine, &spec, LOGIN, None, global.parallel, r.as_ref()).await?;
         return Ok(ExitStatus::failed_if(!ok));
     }
     // One watcher per project: two would be two refreshers of one login.
@@ -211,7 +224,16 @@ pub async fn sync(
             pid.map_or_else(String::new, |p| format!(" (pid {p})"))
         ),
     };
-    watch_until(&engine, &spec, &o, global.parallel, r.as_ref(), shutdown()).await?;
+    watch_until(
+        &engine,
+        &spec,
+        LOGIN,
+        &o,
+        global.parallel,
+        r.as_ref(),
+        shutdown(),
+    )
+    .await?;
     r.info("interrupted: the fleet's login is as the last sync left it");
     Ok(ExitStatus::Success)
 }
@@ -223,6 +245,7 @@ pub async fn sync(
 pub(crate) async fn watch_until(
     engine: &Engine,
     spec: &Spec,
+    login_name: &str,
     o: &SyncOptions,
     parallel: usize,
     r: &dyn Reporter,
@@ -230,9 +253,13 @@ pub(crate) async fn watch_until(
 ) -> anyhow::Result<()> {
     let mut stop = std::pin::pin!(stop);
     loop {
-        let (login, _) = match sync_once(engine, spec, None, parallel, r).await {
-            Ok(v) => v,
+        let (login, _) = match sync_once(engine, spec, login_name, None, parallel, r).await {
+            Ok(v) => {
+                crate::metrics::fleet().sync_succeeded(credentials::now_ms());
+                v
+            }
             Err(e) => {
+                crate::metrics::fleet().login_refresh_failed(login_name, RefreshFailure::Sync);
                 r.warn(&format!(
                     "sync failed: {e:#}; trying again in {:?}",
                     o.interval
@@ -245,7 +272,7 @@ pub(crate) async fn watch_until(
                 let left = c.summary.expires_in_ms(credentials::now_ms()).unwrap_or(0);
                 let ahead = i64::try_from(o.ahead.as_millis()).unwrap_or(i64::MAX);
                 if left <= ahead {
-                    refresh_now(engine, spec, c, parallel, r).await;
+                    refresh_now(engine, spec, login_name, c, parallel, r).await;
                     continue_after(o.interval)
                 } else {
                     let until_ahead =
@@ -270,6 +297,7 @@ fn continue_after(interval: Duration) -> Duration {
 async fn refresh_now(
     engine: &Engine,
     spec: &Spec,
+    login_name: &str,
     current: &Credentials,
     parallel: usize,
     r: &dyn Reporter,
@@ -284,6 +312,7 @@ async fn refresh_now(
         .find(|h| h.role == Role::Leader)
     else {
         r.warn("the login is about to expire and no leader runs to refresh it: run `claunch up`");
+        crate::metrics::fleet().login_refresh_failed(login_name, RefreshFailure::NoLeader);
         return;
     };
     r.info(&format!(
@@ -300,6 +329,7 @@ async fn refresh_now(
     .await
     {
         r.warn(&format!("{e:#}"));
+        crate::metrics::fleet().login_refresh_failed(login_name, RefreshFailure::RefreshRun);
     }
 }
 
@@ -328,7 +358,7 @@ pub async fn push(
     }
     // A push first adopts what the leader may have refreshed, so a newer login in a
     // container is never replaced by the older one in the source.
-    let (_, ok) = sync_once(&engine, &spec, target, global.parallel, r.as_ref()).await?;
+    let (_, ok) = sync_once(&engine, &spec, LOGIN, target, global.parallel, r.as_ref()).await?;
     Ok(ExitStatus::failed_if(!ok))
 }
 

@@ -46,6 +46,8 @@ pub struct RunOptions {
     /// `claunch up` first.
     pub up: bool,
     pub json: bool,
+    /// Where to serve `GET /metrics` (`--metrics ADDR`).
+    pub metrics: Option<String>,
     /// After `--`: for every task.
     pub claude_args: Vec<String>,
 }
@@ -114,6 +116,8 @@ fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 
 pub async fn run(global: &Global, o: RunOptions) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
+    // Before anything else, so that a busy port is said up front.
+    let metrics_at = super::metrics::serve(o.metrics.as_deref())?;
     let tasks = TaskFile::open(&o.tasks)?;
     let results_path = match (&o.results, o.tasks == Path::new("-")) {
         (Some(path), _) => path.clone(),
@@ -123,6 +127,9 @@ pub async fn run(global: &Global, o: RunOptions) -> anyhow::Result<ExitStatus> {
     let spec = super::load_spec(global)?;
     let engine = super::connect(global).await?;
     let reporter = report::pick_run(o.json);
+    if let Some(addr) = metrics_at {
+        reporter.info(&format!("metrics at http://{addr}/metrics"));
+    }
     if o.up {
         let options = UpOptions {
             agents: o.agents.clone(),
@@ -283,11 +290,22 @@ async fn keep_login_alive(
         watch: true,
         ahead: Duration::from_secs(15 * 60),
         interval: Duration::from_secs(60),
+        metrics: None,
     };
     let stopped = async {
         let _ = stop.await;
     };
-    if let Err(e) = creds::watch_until(engine, spec, &o, parallel, r.as_ref(), stopped).await {
+    if let Err(e) = creds::watch_until(
+        engine,
+        spec,
+        dispatch::LOGIN,
+        &o,
+        parallel,
+        r.as_ref(),
+        stopped,
+    )
+    .await
+    {
         r.warn(&format!(
             "keeping the login alive failed: {e:#}; tasks may fail once the access token expires"
         ));

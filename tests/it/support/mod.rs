@@ -4,6 +4,7 @@
 
 pub mod engines;
 pub mod moto;
+pub mod prometheus;
 pub mod proxy;
 pub mod real;
 pub mod remote;

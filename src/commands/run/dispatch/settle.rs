@@ -19,6 +19,7 @@ impl Run {
     pub(super) fn probe_passed(&self) {
         let resumed = self.lock().gate.probe_passed(SystemTime::now());
         if let Some(paused) = resumed {
+            crate::metrics::fleet().login_paused_until(LOGIN, 0);
             self.reporter.event(&RunEvent::LoginResumed {
                 login: LOGIN.into(),
                 paused_secs: paused.as_secs(),
@@ -38,6 +39,7 @@ impl Run {
             let secs = until
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            crate::metrics::fleet().login_paused_until(&login, secs);
             self.reporter.event(&RunEvent::LoginPaused {
                 login,
                 until: secs,
@@ -179,6 +181,18 @@ impl Run {
                 Status::Timeout => c.timeout += 1,
             }
             c.cost += record.total_cost_usd.unwrap_or(0.0);
+            let u = record.usage.unwrap_or_default();
+            crate::metrics::fleet().task_finished(
+                LOGIN,
+                status.as_str(),
+                record.total_cost_usd,
+                &[
+                    ("input", u.input_tokens),
+                    ("output", u.output_tokens),
+                    ("cache_read", u.cache_read_input_tokens),
+                    ("cache_creation", u.cache_creation_input_tokens),
+                ],
+            );
             if let Some(u) = record.usage {
                 c.input_tokens += u.input_tokens;
                 c.output_tokens += u.output_tokens;
