@@ -9,6 +9,7 @@ mod files;
 mod judge;
 mod queue;
 mod results;
+mod spans;
 mod taskfile;
 mod tasks;
 
