@@ -21,6 +21,10 @@ pub(crate) mod watcher;
 
 pub use role::Role;
 
+/// The name of the one login that `credentials:` makes: how the run's usage-limit gates,
+/// its events and the metrics call it (keyed by name, so that more logins slot in).
+pub const DEFAULT_LOGIN: &str = "default";
+
 /// A real credentials file is a few hundred bytes; anything past this is not one.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 

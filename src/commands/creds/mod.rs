@@ -18,7 +18,7 @@ use crate::credentials::login::Login;
 use crate::credentials::sources;
 use crate::credentials::watcher::{self, Watching};
 use crate::credentials::Role;
-use crate::credentials::{self, family, Credentials, Summary};
+use crate::credentials::{self, family, Credentials, Summary, DEFAULT_LOGIN as LOGIN};
 use crate::engine::Engine;
 use crate::metrics::RefreshFailure;
 use crate::report::{Outcome, Reporter, Step};
@@ -72,9 +72,6 @@ pub struct SyncOptions {
     /// With `watch`: where to serve `GET /metrics` (`--metrics ADDR`).
     pub metrics: Option<String>,
 }
-
-/// The name of the one login today's `credentials:` makes, in metrics.
-pub(crate) const LOGIN: &str = "default";
 
 /// One pass: adopt the leader's newer login, write it back, bring every container up to
 /// date. Returns the login now in force and whether anything failed.

@@ -142,49 +142,20 @@ impl TaskFile {
     }
 }
 
-/// Stdin copied into a private (0600) temporary file, unlinked at once, so the tasks can
-/// be read twice.
+/// Stdin copied into a private (0600) temporary file that has no name (unlinked from the
+/// start), so the tasks can be read twice.
 fn spool_stdin() -> anyhow::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let dir = std::env::temp_dir();
-    let mut last = None;
-    for attempt in 0..16u32 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = dir.join(format!(
-            "claunch-tasks-{}-{nanos:x}-{attempt}.jsonl",
-            std::process::id()
-        ));
-        match std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                let _ = std::fs::remove_file(&path);
-                std::io::copy(&mut std::io::stdin().lock(), &mut file).map_err(|e| {
-                    anyhow::anyhow!("stdin: cannot keep the tasks in {}: {e}", dir.display())
-                })?;
-                file.seek(SeekFrom::Start(0))?;
-                return Ok(file);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => {
-                anyhow::bail!(
-                    "stdin: cannot make a temporary file for the tasks in {}: {e}\n  hint: set TMPDIR to a writable directory",
-                    dir.display()
-                )
-            }
-        }
-    }
-    anyhow::bail!(
-        "stdin: cannot make a temporary file for the tasks in {}: {}",
-        dir.display(),
-        last.map_or_else(String::new, |e| e.to_string())
-    )
+    let mut file = tempfile::tempfile().map_err(|e| {
+        anyhow::anyhow!(
+            "stdin: cannot make a temporary file for the tasks in {}: {e}\n  hint: set TMPDIR to a writable directory",
+            dir.display()
+        )
+    })?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut file)
+        .map_err(|e| anyhow::anyhow!("stdin: cannot keep the tasks in {}: {e}", dir.display()))?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(file)
 }
 
 #[cfg(test)]

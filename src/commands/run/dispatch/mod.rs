@@ -29,7 +29,7 @@ use super::tasks::Task;
 
 /// The login every container uses today; pauses are kept by login so that a fleet of
 /// several logins pauses only the one that met its limit.
-pub const LOGIN: &str = "default";
+pub use crate::credentials::DEFAULT_LOGIN as LOGIN;
 
 /// A container of the fleet, as a worker sees it.
 pub struct Worker {
