@@ -219,7 +219,15 @@ fn real_cli_a_usage_limit_mid_run_is_waited_out_with_nothing_sent_into_it() {
         until >= window_end,
         "dispatch resumed at {until}, the window ends at {window_end}"
     );
-    assert_eq!(requests.iter().filter(|(_, s)| *s == 200).count(), n);
+    // One answer per task, but for a task claunch stopped at the pause after the API had
+    // already answered it (its claude had not printed the result yet): that one goes back
+    // to the queue and is answered again.
+    let answered = requests.iter().filter(|(_, s)| *s == 200).count();
+    let requeued = of("task_requeued").len();
+    assert!(
+        (n..=n + requeued).contains(&answered),
+        "{answered} answers for {n} tasks, {requeued} put back at the pause"
+    );
 }
 
 #[test]
