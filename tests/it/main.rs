@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_input;
+mod cluster;
 mod compose;
 mod creds;
 mod doctor;

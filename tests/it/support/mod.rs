@@ -2,6 +2,7 @@
 //! FROM scratch with busybox and a stand-in `claude`, a throwaway project per test with
 //! fake credentials, and a sweep by label when the test ends.
 
+pub mod cluster;
 pub mod engines;
 pub mod moto;
 pub mod prometheus;
