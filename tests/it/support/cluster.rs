@@ -13,6 +13,7 @@
 //! No registry: [`Cluster::load_image`] copies an image from the shared engine into every
 //! node (`docker save | docker load`).
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -391,7 +392,7 @@ impl Cluster {
     pub fn nodes_yaml(&self) -> String {
         let mut out = String::from("nodes:\n");
         for node in &self.nodes {
-            out.push_str(&format!("  {}: {}\n", node.hostname, node.host()));
+            let _ = writeln!(out, "  {}: {}", node.hostname, node.host());
         }
         out
     }
