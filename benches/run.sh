@@ -146,8 +146,6 @@ rotate() {
 log "run $RUN, results in $OUT"
 command -v docker-compose >/dev/null || { echo "error: docker-compose is needed (apt-get install docker-compose)" >&2; exit 1; }
 [[ -x /usr/bin/time ]] || { echo "error: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
-BUSYBOX=$(command -v busybox || true)
-[[ -n $BUSYBOX ]] && "$BUSYBOX" --list >/dev/null 2>&1 || { echo "error: busybox-static is needed" >&2; exit 1; }
 if ! command -v hyperfine >/dev/null && [[ $(id -u) == 0 ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null 2>&1 || true
 fi
@@ -169,23 +167,7 @@ FLOOR=$(cd "$ROOT" && cargo bench --bench floor --no-run --message-format=json 2
 note "claunch: $CLAUNCH ($("$CLAUNCH" --version))"
 
 log "bench image"
-ctx=$WORK/image
-mkdir -p "$ctx/rootfs/bin" "$ctx/rootfs/etc" "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/root" "$ctx/rootfs/tmp"
-cp "$BUSYBOX" "$ctx/rootfs/bin/busybox"
-for applet in $("$BUSYBOX" --list); do
-  [[ $applet == busybox ]] || ln -s busybox "$ctx/rootfs/bin/$applet"
-done
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ctx/rootfs/etc/passwd"
-printf 'root:x:0:\n' >"$ctx/rootfs/etc/group"
-chmod 700 "$ctx/rootfs/root"
-chmod 1777 "$ctx/rootfs/tmp"
-install -m 0755 "$BENCH/image/claude" "$ctx/rootfs/usr/local/bin/claude"
-cp "$BENCH/image/Dockerfile" "$ctx/Dockerfile"
-IMAGE=claunch-bench/agent:$(cat "$BENCH/image/claude" "$BENCH/image/Dockerfile" "$BUSYBOX" | sha256sum | cut -c1-12)
-if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  docker build -q --label claunch.bench=image -t "$IMAGE" "$ctx" >/dev/null 2>"$WORK/build.log" \
-    || { cat "$WORK/build.log" >&2; exit 1; }
-fi
+IMAGE=$("$BENCH/image/build.sh")
 note "$IMAGE"
 
 # Throwaway credentials shaped like `claude login`'s (never a real login).

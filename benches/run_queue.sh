@@ -59,8 +59,6 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]
 
 log "run $RUN: $N containers, $TASKS tasks, $REPS repetitions; results in $OUT"
 [[ -x /usr/bin/time ]] || { echo "error: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
-BUSYBOX=$(command -v busybox || true)
-[[ -n $BUSYBOX ]] || { echo "error: busybox-static is needed" >&2; exit 1; }
 
 log "building claunch (release)"
 CLAUNCH=$(cd "$ROOT" && cargo build --release --bin claunch --message-format=json 2>"$WORK/build.log" \
@@ -72,21 +70,7 @@ for line in sys.stdin:
 note "$CLAUNCH"
 
 log "bench image"
-ctx=$WORK/image
-mkdir -p "$ctx/rootfs/bin" "$ctx/rootfs/etc" "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/root" "$ctx/rootfs/tmp"
-cp "$BUSYBOX" "$ctx/rootfs/bin/busybox"
-for applet in $("$BUSYBOX" --list); do
-  [[ $applet == busybox ]] || ln -s busybox "$ctx/rootfs/bin/$applet"
-done
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ctx/rootfs/etc/passwd"
-printf 'root:x:0:\n' >"$ctx/rootfs/etc/group"
-chmod 700 "$ctx/rootfs/root"
-chmod 1777 "$ctx/rootfs/tmp"
-install -m 0755 "$BENCH/image/claude" "$ctx/rootfs/usr/local/bin/claude"
-cp "$BENCH/image/Dockerfile" "$ctx/Dockerfile"
-IMAGE=claunch-bench/agent:$(cat "$BENCH/image/claude" "$BENCH/image/Dockerfile" "$BUSYBOX" | sha256sum | cut -c1-12)
-docker image inspect "$IMAGE" >/dev/null 2>&1 \
-  || docker build -q --label claunch.bench=image -t "$IMAGE" "$ctx" >/dev/null
+IMAGE=$("$BENCH/image/build.sh")
 note "$IMAGE"
 
 log "fleet"
